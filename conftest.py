@@ -1,0 +1,1 @@
+"""Repository-root conftest: puts the project root on sys.path so tests import the top-level packages."""
