@@ -10,6 +10,7 @@ process and queried with ``bisect`` (microseconds) afterwards.
 
 from __future__ import annotations
 
+import warnings
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -40,7 +41,17 @@ class KRXCalendar:
     def __init__(self, extra_closures: frozenset[date] = EXTRA_CLOSURES) -> None:
         import exchange_calendars as xcals  # deferred: importing it costs ~1 s
 
-        cal = xcals.get_calendar("XKRX", start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat())
+        with warnings.catch_warnings():
+            # exchange_calendars 4.13.2 reads Series.values on tz-aware data (a pandas 3.1 deprecation
+            # inside the library, harmless here)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            try:
+                from pandas.errors import Pandas4Warning
+                warnings.simplefilter("ignore", category=Pandas4Warning)
+            except ImportError:  # older pandas
+                pass
+            cal = xcals.get_calendar("XKRX", start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat())
         opens = cal.opens.dt.tz_convert(KST)
         closes = cal.closes.dt.tz_convert(KST)
         self._days: list[date] = []

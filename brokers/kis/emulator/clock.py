@@ -1,0 +1,160 @@
+"""Injectable clocks for the emulator: real time, accelerated replay, or stepped by a test.
+
+Every clock answers two questions:
+
+* ``now()`` — the emulated moment, timezone-aware in Asia/Seoul. Sessions, order times, token
+  expiry strings and the replayed market all follow it.
+* ``monotonic()`` — seconds on the time base of the REST rate limiter. Real and accelerated clocks
+  use the wall clock here, because a rate limit is about how fast a client hammers the server,
+  not about emulated time (an accelerated day must not multiply the allowed request rate).
+  The stepped clock uses emulated seconds, so a test can exhaust a bucket and refill it by
+  stepping, with no sleeps.
+
+Why three kinds: ``RealClock`` for paper trading at human speed, ``AcceleratedClock`` to replay
+many days quickly with a client in the loop, ``SteppedClock`` for deterministic tests where the
+market replays exactly up to the moment the test asks for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from datetime import date, datetime, time as dtime, timedelta
+
+from market.calendar import KST, krx_calendar
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("clock moments must be timezone-aware (Asia/Seoul)")
+    return moment.astimezone(KST)
+
+
+class Clock(ABC):
+    """The emulated time source; thread-safe."""
+
+    mode: str = "abstract"
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The emulated moment (aware, Asia/Seoul)."""
+
+    def monotonic(self) -> float:
+        """Seconds for rate limiting (wall clock unless the clock is stepped)."""
+        return time.monotonic()
+
+    @property
+    def steppable(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.mode, "now": self.now().isoformat()}
+
+
+class RealClock(Clock):
+    """Wall-clock speed. With ``start`` the emulated time begins there (e.g. a day the data covers)
+    and runs at 1×; without it the emulated time is the real time in Seoul."""
+
+    mode = "real"
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._wall0 = time.monotonic()
+        self._start = _aware(start) if start is not None else None
+
+    def now(self) -> datetime:
+        if self._start is None:
+            return datetime.now(KST)
+        return self._start + timedelta(seconds=time.monotonic() - self._wall0)
+
+
+class AcceleratedClock(Clock):
+    """Replays trading days fast: each trading day's window (default 08:30–15:40 KST) lasts
+    ``day_seconds`` of wall time, then the clock jumps to the next trading day's window.
+
+    Nights, weekends and holidays are skipped instantly, so ``day_seconds`` is exactly "a trading
+    day in N seconds". The mapping is a pure function of wall time elapsed since construction, so
+    the emulated time is monotonic and never drifts.
+    """
+
+    mode = "accelerated"
+
+    def __init__(self, start: datetime, day_seconds: float, window: tuple[dtime, dtime] = (dtime(8, 30),
+                                                                                           dtime(15, 40))) -> None:
+        if day_seconds <= 0:
+            raise ValueError("day_seconds must be positive")
+        start = _aware(start)
+        self.day_seconds = float(day_seconds)
+        self.window = window
+        cal = krx_calendar()
+        first = start.date() if cal.is_trading_day(start.date()) else cal.next_trading_day(start.date())
+        self._first_day = first
+        w0, w1 = self._window_bounds(first)
+        self._window_len = (w1 - w0).total_seconds()
+        if self._window_len <= 0:
+            raise ValueError("window end must be after window start")
+        # offset inside the first day's window the clock starts at
+        offset = (min(max(start, w0), w1) - w0).total_seconds() if first == start.date() else 0.0
+        self._wall0 = time.monotonic() - offset / self._window_len * self.day_seconds
+        self._days: list[date] = [first]
+
+    def _window_bounds(self, d: date) -> tuple[datetime, datetime]:
+        return datetime.combine(d, self.window[0], KST), datetime.combine(d, self.window[1], KST)
+
+    def _day(self, k: int) -> date:
+        while len(self._days) <= k:
+            self._days.append(krx_calendar().next_trading_day(self._days[-1]))
+        return self._days[k]
+
+    def now(self) -> datetime:
+        elapsed = max(0.0, time.monotonic() - self._wall0)
+        k = int(elapsed // self.day_seconds)
+        frac = (elapsed - k * self.day_seconds) / self.day_seconds
+        w0, _ = self._window_bounds(self._day(k))
+        return w0 + timedelta(seconds=frac * self._window_len)
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.mode, "now": self.now().isoformat(), "day_seconds": self.day_seconds,
+                "window": [self.window[0].isoformat(), self.window[1].isoformat()]}
+
+
+class SteppedClock(Clock):
+    """Moves only when told to. Tests call ``Emulator.advance``/``advance_to`` (which step this
+    clock *and* replay the market up to the new moment before returning)."""
+
+    mode = "stepped"
+
+    def __init__(self, start: datetime) -> None:
+        self._now = _aware(start)
+        self._origin = self._now
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return (self._now - self._origin).total_seconds()
+
+    @property
+    def steppable(self) -> bool:
+        return True
+
+    def set(self, moment: datetime) -> datetime:
+        """Move to ``moment``; going backwards is refused (the market cannot un-trade)."""
+        moment = _aware(moment)
+        with self._lock:
+            if moment < self._now:
+                raise ValueError(f"cannot step back from {self._now.isoformat()} to {moment.isoformat()}")
+            self._now = moment
+            return self._now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=float(delta))
+        if delta < timedelta(0):
+            raise ValueError("cannot advance by a negative delta")
+        with self._lock:
+            self._now = self._now + delta
+            return self._now

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""krx-trader command line: backtest | data | report | emulator (paper | live | monitor follow).
+
+    python run.py backtest --config configs/backtest-demo.yaml [--out DIR]
+    python run.py data import --csv DIR [--cache URL] [--timeframe daily]
+    python run.py report --run DIR
+    python run.py emulator --config configs/emulator.yaml
+
+This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
+and ``brokers``. Expected problems (a bad config, targets file or CSV) end with one clear message
+and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (quiet when stderr is not a terminal, except at 100 %)."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last: tuple[str, int] | None = None
+        self._t0 = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        total = max(total, 1)
+        pct = int(done * 100 / total)
+        if self._last == (stage, pct):
+            return
+        self._last = (stage, pct)
+        if not self.tty and done < total:
+            return
+        filled = self.width * done // total
+        line = f"{stage:<8} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}% ({done}/{total})"
+        end = "\n" if done >= total else ""
+        self.stream.write(("\r" if self.tty else "") + line + end)
+        self.stream.flush()
+
+
+def _fmt_pct(x) -> str:
+    return "n/a" if x is None else f"{x * 100:,.2f}%"
+
+
+def _summary_table(metrics: dict, report_path: Path, seconds: float, synthetic: bool) -> str:
+    bench = metrics.get("benchmark") or {}
+    rows = [
+        ("Total return", _fmt_pct(metrics.get("total_return")), _fmt_pct(bench.get("total_return"))),
+        ("CAGR", _fmt_pct(metrics.get("cagr")), _fmt_pct(bench.get("cagr"))),
+        ("Annual volatility", _fmt_pct(metrics.get("annual_volatility")), _fmt_pct(bench.get("annual_volatility"))),
+        ("Sharpe", f"{metrics.get('sharpe') or 0:.2f}", f"{bench.get('sharpe') or 0:.2f}" if bench else "n/a"),
+        ("Max drawdown", _fmt_pct(metrics.get("max_drawdown")), _fmt_pct(bench.get("max_drawdown"))),
+        ("Final equity (KRW)", f"{metrics.get('final_equity', 0):,}", ""),
+        ("Round trips / fills", f"{metrics.get('round_trips', 0)} / {metrics.get('fills', 0)}", ""),
+        ("Commission / tax (KRW)", f"{int(metrics.get('commission') or 0):,} / {int(metrics.get('tax') or 0):,}", ""),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows + [("", "strategy", "")])
+    out = [f"{'':<{w0}}  {'strategy':>{w1}}  benchmark", "-" * (w0 + w1 + 14)]
+    out += [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
+    if synthetic:
+        out.append("Data: SYNTHETIC demo market (not real prices)")
+    out.append(f"Report: {report_path}  ({seconds:.1f} s)")
+    return "\n".join(out)
+
+
+class _run_log:
+    """Everything logged during a run also goes to ``<out>/run.log`` (INFO and up): risk refusals,
+    rejections and checker alerts stay readable after the progress bars are gone."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.handler: logging.Handler | None = None
+
+    def __enter__(self) -> "_run_log":
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(self.out / "run.log", mode="w", encoding="utf-8")
+        self.handler.setLevel(logging.INFO)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(self.handler)
+        self._level = root.level
+        root.setLevel(min(root.level, logging.INFO))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        root.setLevel(self._level)
+        self.handler.close()
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+    from configs.schema import load_config
+    from engine.backtest import default_out_dir, run_backtest
+
+    t0 = time.perf_counter()
+    cfg = load_config(args.config)
+    if cfg.broker.mode != "backtest":
+        raise ValueError(f"{args.config}: broker.mode is {cfg.broker.mode!r}; "
+                         f"use 'run.py {cfg.broker.mode}' for it, or set broker.mode: backtest")
+    out = Path(args.out) if args.out else default_out_dir(cfg)
+    with _run_log(out):
+        result = run_backtest(cfg, progress=ProgressBar())
+    report = write_report(result.record, out)
+    import json
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    print(_summary_table(metrics, report, time.perf_counter() - t0, result.record.synthetic))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import render_report
+
+    path = render_report(Path(args.run))
+    print(f"Report: {path}")
+    return 0
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from feeds.cache import import_csv_folder
+
+    url = args.cache
+    if args.config:
+        from configs.schema import load_config
+        url = load_config(args.config).data.cache_url
+    summary = import_csv_folder(Path(args.csv), url=url, timeframe=args.timeframe,
+                                clamp_adjusted_high=args.clamp, adjusted=not args.unadjusted)
+    print(summary)
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from brokers.kis.emulator.cli import main as emulator_main
+
+    return emulator_main(args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py", description="krx-trader: backtest-first trading for KRX stocks")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    bt_ = sub.add_parser("backtest", help="run a backtest and write a report")
+    bt_.add_argument("--config", required=True, help="YAML config (see configs/)")
+    bt_.add_argument("--out", help="report folder (default: report.out or runs/<name>)")
+    bt_.set_defaults(func=cmd_backtest)
+
+    rp = sub.add_parser("report", help="re-render the report of an earlier run")
+    rp.add_argument("--run", required=True, help="run folder written by 'backtest'")
+    rp.set_defaults(func=cmd_report)
+
+    data = sub.add_parser("data", help="manage the bar cache")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    imp = dsub.add_parser("import", help="validate a folder of CODE.csv files and load it into the cache")
+    imp.add_argument("--csv", required=True, help="folder of CODE.csv files (date,open,high,low,close,volume)")
+    imp.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the cache")
+    imp.add_argument("--config", help="take the cache URL from this config's data.cache_url")
+    imp.add_argument("--timeframe", default="daily", choices=["daily", "5min", "1min"])
+    imp.add_argument("--clamp", action="store_true", help="clamp 1-5 KRW high/low gaps of adjusted data")
+    imp.add_argument("--unadjusted", action="store_true", help="mark the bars as unadjusted (on the tick grid)")
+    imp.set_defaults(func=cmd_data_import)
+
+    emu = sub.add_parser("emulator", help="start the local KIS Open API emulator")
+    emu.add_argument("--config", required=True, help="emulator YAML (see configs/emulator.yaml)")
+    emu.set_defaults(func=cmd_emulator)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if args.verbose else logging.ERROR)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[console])
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        # config, targets, CSV and strategy errors are ValueErrors with a message that names the problem
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
