@@ -66,7 +66,7 @@ def equal_weight_buy_and_hold(prices: dict[str, pd.DataFrame], initial_cash: int
     arr = closes.to_numpy(dtype=float)
     first_pos = np.argmax(~np.isnan(arr), axis=0)
     first_price = arr[first_pos, np.arange(n)]
-    holdings = share * arr / first_price            # NaN before a code's first close
+    holdings = share * (arr / first_price)           # NaN before a code's first close
     values = np.where(np.isnan(holdings), share, holdings).sum(axis=1)
     label = f"Equal-weight buy & hold, {n} codes (no costs)"
     return pd.Series(values, index=idx, name="benchmark"), label

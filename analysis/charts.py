@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -32,6 +32,7 @@ from matplotlib.ticker import FuncFormatter
 
 from analysis import styles
 from analysis.metrics import drawdown_series, monthly_returns, normalise_trades, to_kst_index
+from analysis.record import RunRecord
 
 DEFAULT_MAX_PRICE_PANELS = 12
 DEFAULT_MAX_PROGRESS_ROWS = 30
@@ -73,11 +74,21 @@ def placeholder_chart(message: str, title: str = "", synthetic: bool = False,
     return _render(width, height, draw, synthetic)
 
 
+def _no_negative_zero(x: float, digits: int) -> float:
+    """``-0.0`` and values that round to zero print as ``0``, not ``-0``."""
+    return 0.0 if round(x, digits) == 0 else x
+
+
 def krw_formatter(max_abs: float) -> FuncFormatter:
     """Axis labels in KRW: full figures below one million, else millions with one decimal."""
     if max_abs >= 1e6:
-        return FuncFormatter(lambda v, _pos: f"{v / 1e6:,.1f}M")
-    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+        return FuncFormatter(lambda v, _pos: f"{_no_negative_zero(v / 1e6, 1):,.1f}M")
+    return FuncFormatter(lambda v, _pos: f"{_no_negative_zero(v, 0):,.0f}")
+
+
+def pct_formatter(digits: int = 0) -> FuncFormatter:
+    """Axis labels for values already in percent."""
+    return FuncFormatter(lambda v, _pos: f"{_no_negative_zero(v, digits):.{digits}f}%")
 
 
 def _value_frame(equity: pd.DataFrame) -> pd.Series:
@@ -144,7 +155,7 @@ def drawdown_chart(equity: pd.DataFrame, benchmark: pd.Series | None = None, ben
             bdd = drawdown_series(bench) * 100.0
             ax.plot(_naive_kst(bdd.index), bdd.to_numpy(), color=styles.PALETTE["benchmark"],
                     linewidth=1.0, label=benchmark_label or "Benchmark")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
+        ax.yaxis.set_major_formatter(pct_formatter())
         ax.set_ylim(top=0.5)
         ax.set_title("Drawdown (below running peak)")
         ax.legend(loc="lower left")
@@ -252,7 +263,7 @@ def price_chart(prices: dict[str, pd.DataFrame], trades: pd.DataFrame | None,
             ax.set_title(f"{code}{' · ' + market if market else ''}  ({n_fills} fills)", fontsize=9)
             ax.yaxis.set_major_formatter(krw_formatter(top))
             ax.tick_params(axis="x", labelsize=7, labelrotation=0)
-            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=4))
+            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=5))
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
         head = f"Close with fills (▲ buy, ▼ sell) — {len(codes)} codes with the most fills"
         if omitted:
@@ -269,14 +280,23 @@ def progress_chart(progress: pd.DataFrame | None, max_rows: int = DEFAULT_MAX_PR
     """Per code: capital used vs ``max_capital`` (left) and current vs target return (right).
 
     Rows are the codes with the most capital used (capped at ``max_rows``; the title says how many
-    are omitted).
+    are omitted). A run without targets (no max capital, no target return) and with every position
+    closed has nothing to measure progress against; it then shows the result per code
+    (``absolute_return``, KRW) if the progress table carries one, else a "no targets" note.
     """
+    title = "Trade Target progress"
     if progress is None or len(progress) == 0:
-        return placeholder_chart("no Trade Target progress", "Trade Target progress", synthetic)
+        return placeholder_chart("no Trade Target progress", title, synthetic)
     p = progress.copy()
-    for col in ("max_capital", "capital_used", "current_return_pct", "target_return_pct"):
+    for col in ("max_capital", "capital_used", "current_return_pct", "target_return_pct", "absolute_return"):
         p[col] = pd.to_numeric(p[col], errors="coerce") if col in p else np.nan
     p.index = p.index.astype(str)
+    has_targets = p["max_capital"].notna().any() or p["target_return_pct"].notna().any()
+    has_capital = (p["capital_used"].fillna(0) != 0).any() or p["current_return_pct"].notna().any()
+    if not (has_targets or has_capital):
+        if (p["absolute_return"].fillna(0) != 0).any():
+            return _result_per_code_chart(p, max_rows, synthetic)
+        return placeholder_chart("no targets set and no capital in use", title, synthetic)
     p = p.sort_values(["capital_used"], ascending=False, na_position="last", kind="mergesort")
     omitted = max(0, len(p) - max_rows)
     p = p.iloc[:max_rows].iloc[::-1]        # biggest at the top of a horizontal bar chart
@@ -289,7 +309,7 @@ def progress_chart(progress: pd.DataFrame | None, max_rows: int = DEFAULT_MAX_PR
         used = p["capital_used"].fillna(0).to_numpy(float)
         ax1.barh(y, np.nan_to_num(maxc), color=styles.PALETTE["grid"], height=0.7, label="max capital")
         ax1.barh(y, used, color=styles.PALETTE["used"], height=0.45, label="capital used")
-        top = float(np.nanmax(np.concatenate([np.nan_to_num(maxc), used]))) if len(p) else 0.0
+        top = float(np.nanmax(np.abs(np.concatenate([np.nan_to_num(maxc), used])))) if len(p) else 0.0
         ax1.xaxis.set_major_formatter(krw_formatter(top))
         ax1.set_yticks(y, labels)
         ax1.set_title("Capital used vs max capital (KRW)")
@@ -304,20 +324,41 @@ def progress_chart(progress: pd.DataFrame | None, max_rows: int = DEFAULT_MAX_PR
                    Line2D([], [], marker="|", linestyle="none", markersize=11, markeredgewidth=2.2,
                           color=styles.PALETTE["target"], label="target return")]
         ax2.axvline(0, color=styles.PALETTE["muted"], linewidth=0.7)
-        ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
+        ax2.xaxis.set_major_formatter(pct_formatter())
         ax2.set_title("Current vs target return (%)")
         ax2.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, borderaxespad=2.2)
-        title = "Trade Target progress"
-        if omitted:
-            title += f" — top {len(p)} by capital used; {omitted} omitted"
-        fig.suptitle(title, fontsize=10, fontweight="bold")
+        head = title + (f" — top {len(p)} by capital used; {omitted} omitted" if omitted else "")
+        fig.suptitle(head, fontsize=10, fontweight="bold")
         fig.tight_layout()
     return _render(WIDTH_IN, 1.6 + 0.26 * len(p), draw, synthetic)
 
 
+def _result_per_code_chart(p: pd.DataFrame, max_rows: int, synthetic: bool) -> bytes:
+    """Absolute return per code (KRW), largest magnitudes first: progress of a run without targets."""
+    p = p.reindex(p["absolute_return"].abs().sort_values(ascending=False, kind="mergesort").index)
+    omitted = max(0, len(p) - max_rows)
+    p = p.iloc[:max_rows].iloc[::-1]
+    vals = p["absolute_return"].fillna(0).to_numpy(float)
+    y = np.arange(len(p))
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot(1, 1, 1)
+        colours = [styles.PALETTE["up"] if v >= 0 else styles.PALETTE["down"] for v in vals]
+        ax.barh(y, vals, color=colours, height=0.6)
+        ax.axvline(0, color=styles.PALETTE["muted"], linewidth=0.7)
+        ax.set_yticks(y, list(p.index))
+        ax.xaxis.set_major_formatter(krw_formatter(float(np.max(np.abs(vals))) if len(vals) else 0.0))
+        head = "Trade Target progress — no targets set; result per code (absolute return, KRW, after costs)"
+        if omitted:
+            head += f"; {omitted} smaller omitted"
+        ax.set_title(head)
+        fig.tight_layout()
+    return _render(WIDTH_IN, 1.2 + 0.24 * len(p), draw, synthetic)
+
+
 # --------------------------------------------------------------------------- all of them
 
-def render_charts(record: Any, max_price_panels: int = DEFAULT_MAX_PRICE_PANELS) -> dict[str, bytes]:
+def render_charts(record: RunRecord, max_price_panels: int = DEFAULT_MAX_PRICE_PANELS) -> dict[str, bytes]:
     """Every report chart of a ``RunRecord`` by name (equity, drawdown, monthly, prices, progress)."""
     syn = bool(record.synthetic)
     return {

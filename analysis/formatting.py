@@ -83,6 +83,16 @@ def fmt_ratio(x: Any, digits: int = 2) -> str:
     return f"{v:,.{digits}f}"
 
 
+def fmt_ref(x: Any) -> str:
+    """An order reference as text: ``12.0`` (an int column that met a blank) -> ``"12"``; text kept
+    as is so a KIS order number like ``0000117057`` keeps its zeros; missing -> ``""``."""
+    if is_missing(x):
+        return ""
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
 def sign_class(x: Any) -> str:
     """CSS class for a signed figure: ``pos`` (red, rise) / ``neg`` (blue, fall) / ``""``."""
     if is_missing(x):

@@ -115,8 +115,8 @@ def infer_periods_per_year(index: pd.Index) -> float:
     bars_per_session = float(per_date.median())
     if bars_per_session > 1:
         return TRADING_DAYS_PER_YEAR * bars_per_session
-    gaps = np.diff(dates.unique().asi8) / 86_400e9
-    gap = float(np.median(gaps)) if len(gaps) else 1.0
+    gaps = pd.Series(dates.unique()).diff().dt.total_seconds().dropna() / 86_400
+    gap = float(gaps.median()) if len(gaps) else 1.0
     if gap <= 4:
         return float(TRADING_DAYS_PER_YEAR)
     if gap <= 10:

@@ -27,12 +27,12 @@ from typing import Any, Callable
 import pandas as pd
 
 from analysis import charts, styles
-from analysis.formatting import (MISSING, fmt_int, fmt_krw, fmt_pct, fmt_pct_points, fmt_price,
-                                 fmt_ratio, is_missing, sign_class)
+from analysis.formatting import (MISSING, fmt_int, fmt_krw, fmt_pct, fmt_pct_points, fmt_price, fmt_ratio,
+                                 fmt_ref, is_missing, sign_class)
 from analysis.metrics import KST, compute_metrics, normalise_trades
-from analysis.record import RunRecord
-from analysis.runfiles import (EVENTS_CSV, ORDERS_CSV, PRICES_CSV, PROGRESS_CSV, RUN_JSON, TRADES_CSV,
-                               EQUITY_CSV, json_bytes, load_record, record_files, write_files)
+from analysis.record import PROGRESS_COLUMNS, RunRecord
+from analysis.runfiles import (EQUITY_CSV, EVENTS_CSV, ORDERS_CSV, PRICES_CSV, PROGRESS_CSV, RUN_JSON,
+                               TRADES_CSV, json_bytes, load_record, record_files, write_files)
 
 METRICS_JSON = "metrics.json"
 REPORT_HTML = "report.html"
@@ -123,6 +123,14 @@ def _needs_time(values: Any) -> bool:
 
 # --------------------------------------------------------------------------- sections
 
+def _profit_factor(m: dict[str, Any]) -> str:
+    """JSON has no infinity: a null profit factor with wins and no losses is shown as ∞."""
+    pf = m.get("profit_factor")
+    if pf is None and (m.get("wins") or 0) > 0 and (m.get("losses") or 0) == 0:
+        return "∞"
+    return fmt_ratio(pf)
+
+
 def _cards(m: dict[str, Any]) -> str:
     b = m.get("benchmark") or {}
 
@@ -147,7 +155,7 @@ def _cards(m: dict[str, Any]) -> str:
         card("Final equity", fmt_krw(m.get("final_equity")), f"from {fmt_krw(m.get('initial_equity'))}"),
         card("Round trips", fmt_int(m.get("round_trips")),
              f"win rate {fmt_pct(m.get('win_rate'))} · {fmt_int(m.get('fills'))} fills"),
-        card("Profit factor", fmt_ratio(m.get("profit_factor")),
+        card("Profit factor", _profit_factor(m),
              f"avg hold {fmt_ratio(m.get('avg_holding_days'), 1)} days"),
         card("Costs paid", fmt_krw((m.get("commission") or 0) + (m.get("tax") or 0)),
              f"commission {fmt_krw(m.get('commission'))} · tax {fmt_krw(m.get('tax'))}"),
@@ -190,7 +198,7 @@ _STRATEGY_ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("Fills (buys / sells)", lambda m: f"{fmt_int(m.get('fills'))} ({fmt_int(m.get('buy_fills'))} / "
                                        f"{fmt_int(m.get('sell_fills'))})"),
     ("Win rate (closed round trips, after costs)", lambda m: fmt_pct(m.get("win_rate"))),
-    ("Profit factor", lambda m: fmt_ratio(m.get("profit_factor"))),
+    ("Profit factor", _profit_factor),
     ("Average round-trip P&L", lambda m: fmt_krw(m.get("avg_trade_pnl"))),
     ("Average round-trip return", lambda m: fmt_pct(m.get("avg_trade_return"), signed=True)),
     ("Best / worst round trip", lambda m: f"{fmt_krw(m.get('best_trade_pnl'))} / "
@@ -220,9 +228,9 @@ def _metrics_table(m: dict[str, Any]) -> str:
     if b:
         rows.append(f"<tr>{_td('Final value')}{_td(fmt_krw(m.get('final_equity')), 'num')}"
                     f"{_td(fmt_krw(b.get('final_value')), 'num')}</tr>")
+        ex = m.get("excess_return")
         rows.append(f"<tr>{_td('Excess return (strategy − benchmark)')}"
-                    f"{_td(fmt_pct(m.get('excess_return'), signed=True), 'num ' + sign_class(m.get('excess_return')))}"
-                    f"{_td(MISSING, 'num')}</tr>")
+                    f"{_td(fmt_pct(ex, signed=True), 'num ' + sign_class(ex))}{_td(MISSING, 'num')}</tr>")
     table1 = _table(headers, rows, "compact")
     rows2 = [f"<tr>{_td(esc(label))}{_td(f(m), 'num')}</tr>" for label, f in _STRATEGY_ROWS]
     table2 = _table([("Trading", ""), ("Strategy", "num")], rows2, "compact")
@@ -250,9 +258,10 @@ def _fills_section(record: RunRecord) -> str:
         side = str(r["side"])
         rows.append("<tr>" + "".join([
             _td(fmt_int(i + 1), "num"), _td(_ts(r["datetime"], with_time)), _td(esc(r["code"]), "code"),
-            _td(esc(side), f"side-{esc(side)}"), _td(fmt_int(r["qty"]), "num"), _td(fmt_price(r["price"]), "num"),
-            _td(fmt_krw(r["value"]), "num"), _td(fmt_krw(r["commission"]), "num"), _td(fmt_krw(r["tax"]), "num"),
-            _td(esc(r["order_ref"]), "num"),
+            _td(esc(side), f"side-{esc(side)}"), _td(fmt_int(r["qty"]), "num"),
+            _td(fmt_price(r["price"]), "num"), _td(fmt_krw(r["value"]), "num"),
+            _td(fmt_krw(r["commission"]), "num"), _td(fmt_krw(r["tax"]), "num"),
+            _td(esc(fmt_ref(r["order_ref"])), "num"),
         ]) + "</tr>")
     headers = [("#", "num"), ("Time" if with_time else "Date", ""), ("Code", ""), ("Side", ""), ("Qty", "num"),
                ("Price", "num"), ("Value", "num"), ("Commission", "num"), ("Tax", "num"), ("Order ref", "num")]
@@ -293,19 +302,59 @@ def _events_section(record: RunRecord) -> str:
         return '<p class="empty">No events (no risk refusals, kill switch or checker alerts).</p>'
     e = e.reset_index(drop=True)
     dts = pd.Series(e["datetime"]) if "datetime" in e else pd.Series([None] * len(e))
-    with_time = True
+    with_time = _needs_time(pd.to_datetime(dts, errors="coerce"))
     kinds = e["kind"].fillna("").astype(str).value_counts() if "kind" in e else pd.Series(dtype=int)
     summary = ", ".join(f"{esc(k)}: {v:,}" for k, v in kinds.items())
     rows = []
-    for i in range(min(len(e), MAX_EVENT_ROWS)):
+    for i in _events_to_show(e["kind"] if "kind" in e else pd.Series([""] * len(e)), MAX_EVENT_ROWS):
         r = e.iloc[i]
         rows.append("<tr>" + _td(_ts(dts.iloc[i], with_time)) + _td(esc(r.get("kind"))) +
                     _td(esc(r.get("code")), "code") + _td(esc(r.get("message"))) + "</tr>")
     out = f'<p class="note">{len(e):,} events ({summary}).</p>'
     out += _table([("Time", ""), ("Kind", ""), ("Code", ""), ("Message", "")], rows)
     if len(e) > MAX_EVENT_ROWS:
-        out += f'<p class="note">Showing the first {MAX_EVENT_ROWS}; all are in events.csv.</p>'
+        out += (f'<p class="note">Showing {MAX_EVENT_ROWS} of {len(e):,}: the rarest kinds in full, the most '
+                'frequent from the start; all are in events.csv.</p>')
     return out
+
+
+def _events_to_show(kinds: pd.Series, cap: int) -> list[int]:
+    """Row positions to list, in time order: all of them up to ``cap``; beyond it the rarest kinds
+    first, so a single kill switch or checker alert is never buried under routine exit notes."""
+    n = len(kinds)
+    if n <= cap:
+        return list(range(n))
+    k = kinds.fillna("").astype(str).reset_index(drop=True)
+    keep: list[int] = []
+    for kind, _count in sorted(k.value_counts().items(), key=lambda kv: (kv[1], kv[0])):
+        positions = list(k.index[k == kind])
+        keep += positions[: cap - len(keep)]
+        if len(keep) >= cap:
+            break
+    return sorted(keep)
+
+
+_MONEY_HINTS = ("capital", "return", "pnl", "realized", "cost", "value", "cash")
+
+
+def _fmt_extra(column: str, value: Any) -> tuple[str, str]:
+    """Text and CSS class for a progress column the contract does not name (the runner may add
+    some, e.g. ``realized`` or ``status``): percent by ``_pct`` suffix, KRW by name, else plain."""
+    if is_missing(value):
+        return MISSING, "num"
+    if isinstance(value, str):
+        return esc(value), ""
+    name = column.lower()
+    if name.endswith("_pct"):
+        return fmt_pct_points(value), "num"
+    if "qty" in name or "shares" in name or "count" in name:
+        return fmt_int(value), "num"
+    if any(h in name for h in _MONEY_HINTS):
+        return fmt_krw(value), "num " + sign_class(value) if "realized" in name or "pnl" in name else "num"
+    try:
+        return fmt_price(float(value)), "num"
+    except (TypeError, ValueError):
+        return esc(value), ""
 
 
 def _progress_section(record: RunRecord) -> str:
@@ -313,13 +362,16 @@ def _progress_section(record: RunRecord) -> str:
     if p is None or len(p) == 0:
         return '<p class="empty">No Trade Target progress (the strategy did not use trade targets).</p>'
     markets = record.markets or {}
+    extra_cols = [c for c in p.columns if c not in PROGRESS_COLUMNS]
     rows = []
     for code, r in list(p.iterrows())[:MAX_PROGRESS_ROWS]:
         used, maxc = r.get("capital_used"), r.get("max_capital")
-        share = (float(used) / float(maxc)) if not is_missing(used) and not is_missing(maxc) and float(maxc) else None
+        share = None
+        if not is_missing(used) and not is_missing(maxc) and float(maxc):
+            share = float(used) / float(maxc)
         cur = r.get("current_return_pct")
         absr = r.get("absolute_return")
-        rows.append("<tr>" + "".join([
+        cells = [
             _td(esc(code), "code"), _td(esc(markets.get(str(code), ""))),
             _td(fmt_price(r.get("target_buy_price")), "num"),
             _td(fmt_pct_points(r.get("target_return_pct")), "num"),
@@ -328,11 +380,17 @@ def _progress_section(record: RunRecord) -> str:
             _td(fmt_price(r.get("last_price")), "num"),
             _td(fmt_pct_points(cur, signed=True), "num " + sign_class(cur)),
             _td(fmt_krw(absr), "num " + sign_class(absr)),
-        ]) + "</tr>")
+        ]
+        for c in extra_cols:
+            text, cls = _fmt_extra(str(c), r.get(c))
+            cells.append(_td(text, cls))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     headers = [("Code", ""), ("Market", ""), ("Target buy", "num"), ("Target return", "num"),
                ("Max capital", "num"), ("Shares", "num"), ("Capital used", "num"), ("Used", "num"),
-               ("Avg price", "num"), ("Last price", "num"), ("Current return", "num"), ("Absolute return", "num")]
-    out = _table(headers, rows)
+               ("Avg price", "num"), ("Last price", "num"), ("Current return", "num"),
+               ("Absolute return", "num")]
+    headers += [(str(c), "") for c in extra_cols]
+    out = '<div style="overflow-x:auto">' + _table(headers, rows) + "</div>"
     if len(p) > MAX_PROGRESS_ROWS:
         out += f'<p class="note">Showing {MAX_PROGRESS_ROWS} of {len(p):,} codes; all are in progress.csv.</p>'
     return out

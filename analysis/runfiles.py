@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from analysis.formatting import fmt_ref
 from analysis.metrics import KST, to_kst_index
 from analysis.record import (EVENT_COLUMNS, ORDER_COLUMNS, PROGRESS_COLUMNS, TRADE_COLUMNS,
                              RunRecord)
@@ -121,6 +122,9 @@ def _table_frame(df: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame:
     for c in DATETIME_COLUMNS:
         if c in out.columns:
             out[c] = iso_kst(out[c])
+    for c in REF_COLUMNS:
+        if c in out.columns:
+            out[c] = [fmt_ref(v) for v in out[c]]
     return out
 
 

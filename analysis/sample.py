@@ -40,9 +40,10 @@ def make_sample_record(n_codes: int = 30, n_bars: int = 1250, trips_per_code: in
     slot = initial_cash / max(n_codes, 1) * 0.9
     fills = []
     for code in codes:
-        bars = np.sort(rng.choice(np.arange(1, n_bars), size=2 * trips_per_code, replace=False))
+        k_fills = min(2 * trips_per_code, (n_bars - 1) // 2 * 2)
+        bars = np.sort(rng.choice(np.arange(1, n_bars), size=k_fills, replace=False))
         close = prices[code]["close"].to_numpy()
-        for k in range(trips_per_code):
+        for k in range(k_fills // 2):
             b, s = bars[2 * k], bars[2 * k + 1]
             qty = int(slot // close[b])
             if qty <= 0:
@@ -65,7 +66,8 @@ def make_sample_record(n_codes: int = 30, n_bars: int = 1250, trips_per_code: in
     pos_value = np.zeros(n_bars)
     for code, g in trades.groupby("code"):
         signed = np.where(g["side"] == "BUY", g["qty"], -g["qty"])
-        held = pd.Series(signed, index=g["datetime"]).groupby(level=0).sum().reindex(index, fill_value=0).cumsum()
+        held = pd.Series(signed, index=g["datetime"]).groupby(level=0).sum()
+        held = held.reindex(index, fill_value=0).cumsum()
         pos_value += held.to_numpy() * prices[code]["close"].to_numpy()
     equity = pd.DataFrame({"value": np.round(cash.to_numpy() + pos_value).astype("int64"),
                            "cash": cash.to_numpy().astype("int64")}, index=index)
@@ -76,17 +78,20 @@ def make_sample_record(n_codes: int = 30, n_bars: int = 1250, trips_per_code: in
         "price": np.nan, "status": "Completed", "filled_qty": trades["qty"], "avg_price": trades["price"],
         "reason": "", "updated": trades["datetime"]})
     extra = pd.DataFrame({
-        "ref": [len(trades) + 1, len(trades) + 2, None], "created": [index[10], index[20], index[30]],
-        "code": [codes[0], codes[1], codes[2]], "side": ["BUY", "BUY", "BUY"],
+        "ref": [len(trades) + 1, len(trades) + 2, None],
+        "created": [index[min(k, n_bars - 1)] for k in (10, 20, 30)],
+        "code": [codes[k % n_codes] for k in range(3)], "side": ["BUY", "BUY", "BUY"],
         "type": ["Limit", "Limit", "Market"], "qty": [10, 10, 10], "price": [1000.0, 2000.0, np.nan],
         "status": ["Expired", "Rejected", "Refused"], "filled_qty": [0, 0, 0],
         "avg_price": [np.nan, np.nan, np.nan],
         "reason": ["DAY order expired at the close", "limit price outside the ±30% band",
-                   "max_position_pct 25% would be exceeded"], "updated": [index[10], index[20], index[30]]})
+                   "max_position_pct 25% would be exceeded"],
+        "updated": [index[min(k, n_bars - 1)] for k in (10, 20, 30)]})
     orders = pd.concat([orders, extra], ignore_index=True)[ORDER_COLUMNS]
 
-    events = pd.DataFrame({"datetime": [index[30], index[400]], "kind": ["risk_refusal", "checker_alert"],
-                           "code": [codes[2], None],
+    at = [min(30, n_bars - 1), min(400, n_bars - 1)]
+    events = pd.DataFrame({"datetime": [index[at[0]], index[at[1]]], "kind": ["risk_refusal", "checker_alert"],
+                           "code": [codes[2 % n_codes], None],
                            "message": ["max_position_pct 25% would be exceeded",
                                        "cash mismatch: local 1,000 vs broker 990"]})[EVENT_COLUMNS]
     last = {c: float(prices[c]["close"].iloc[-1]) for c in codes}
@@ -104,6 +109,7 @@ def make_sample_record(n_codes: int = 30, n_bars: int = 1250, trips_per_code: in
         name="sample", mode="backtest", strategy="sample_random_trips",
         data_label=f"SYNTHETIC sample record (analysis.sample, seed {seed})", synthetic=True,
         initial_cash=initial_cash, equity=equity, trades=trades, orders=orders, prices=prices,
-        progress=progress, events=events, markets={c: ("KOSPI" if i % 3 else "KOSDAQ") for i, c in enumerate(codes)},
+        progress=progress, events=events,
+        markets={c: ("KOSPI" if i % 3 else "KOSDAQ") for i, c in enumerate(codes)},
         config={"name": "sample", "broker": {"kis": {"rest_url": "http://127.0.0.1:8080"}}},
     )

@@ -79,17 +79,20 @@ h3 {{ font-size: 15px; margin: 16px 0 6px; }}
   background: #fdecec; border: 2px solid var(--c-warning); color: var(--c-warning); font-weight: 700;
   padding: 10px 16px; border-radius: 6px; margin: 8px 0 16px;
 }}
-.cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; margin: 12px 0; }}
+.cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px;
+          margin: 12px 0; }}
 .card {{ background: var(--c-panel); border: 1px solid var(--c-grid); border-radius: 8px; padding: 12px 14px; }}
 .card .label {{ color: var(--c-muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; }}
 .card .value {{ font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 .card .sub {{ color: var(--c-muted); font-size: 12px; }}
 table.data {{ border-collapse: collapse; width: 100%; margin: 8px 0 12px; font-size: 13px; }}
-table.data th, table.data td {{ padding: 5px 8px; border-bottom: 1px solid var(--c-grid); text-align: left; vertical-align: top; }}
+table.data th, table.data td {{ padding: 5px 8px; border-bottom: 1px solid var(--c-grid); text-align: left;
+                               vertical-align: top; }}
 table.data th {{ background: var(--c-panel); font-weight: 600; position: sticky; top: 0; }}
 table.data tbody tr:nth-child(even) {{ background: #fbfbfc; }}
 table.data tbody tr:hover {{ background: #f1f5f9; }}
-table.data td.num, table.data th.num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+table.data td.num, table.data th.num {{ text-align: right; font-variant-numeric: tabular-nums;
+                                        white-space: nowrap; }}
 table.data td.code {{ font-family: {MONO_STACK_CSS}; }}
 table.data tr.gap td {{ text-align: center; color: var(--c-muted); font-style: italic; }}
 table.compact {{ width: auto; min-width: 420px; }}

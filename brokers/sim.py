@@ -290,10 +290,7 @@ class KRXBroker(bt.brokers.BackBroker):
         for book in (self._session_of, self._reserved, self._seen_len):
             book.pop(order.ref, None)
 
-    def _expire_finished_sessions(self, after_matching: bool) -> None:
-        if not self._session_of:
-            return
-        now = self._current_date()
+    def _expire_finished_sessions(self, after_matching: bool, now: date) -> None:
         for order in list(self.pending):
             if order is None or not order.alive():
                 continue
@@ -309,13 +306,17 @@ class KRXBroker(bt.brokers.BackBroker):
 
         (cerebro only records a master datetime in its event-driven loop, not in runonce mode.)
         """
-        latest = max(d.datetime[0] for d in self.cerebro.datas if len(d))
+        latest = max(d.lines.datetime[0] for d in self.cerebro.datas if len(d))
         return bt.num2date(latest).date()
 
     def next(self) -> None:
-        self._expire_finished_sessions(after_matching=False)
+        if not self._session_of:
+            super().next()
+            return
+        now = self._current_date()
+        self._expire_finished_sessions(False, now)
         super().next()
-        self._expire_finished_sessions(after_matching=True)
+        self._expire_finished_sessions(True, now)
         if len(self._seen_len) > len(self.pending):  # completed/margin orders leave the books here
             alive = {o.ref for o in self.pending if o is not None}
             for book in (self._session_of, self._reserved, self._seen_len):

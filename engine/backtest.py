@@ -8,6 +8,7 @@ the one place where data, broker, strategy and report meet. Tests and benchmarks
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,9 @@ def load_inputs(cfg: AppConfig, progress: ProgressFn | None = None
 def build_cerebro(cfg: AppConfig, cls: type[TargetStrategy], targets: TargetBook | None, market: MarketData,
                   progress: Callable[[int], None] | None = None) -> bt.Cerebro:
     b = cfg.broker
+    # backtrader numbers orders from a process-wide counter; restart it so a run's order refs
+    # (in orders.csv, trades.csv and the event log) do not depend on what ran before in the process
+    bt.order.OrderBase.refbasis = itertools.count(1)
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
     broker = make_broker(b.cash, commission_pct=b.commission_pct, sell_tax_pct=b.sell_tax_pct,
                          price_rounding=b.price_rounding, market_buy_reserve=b.market_buy_reserve,

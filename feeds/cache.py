@@ -69,6 +69,9 @@ class ImportSummary:
     replaced_rows: int = 0
     seconds: float = 0.0
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def describe(self) -> str:
         """One line for the CLI."""
         clamp = f", clamped {sum(self.clamps.values())} high/low value(s)" if self.clamps else ""
@@ -219,11 +222,16 @@ class BarCache:
             return int(conn.execute(stmt).scalar_one())
 
 
-def import_csv_folder(folder: Path | str, cache_url: str = DEFAULT_CACHE_URL, **kwargs: object) -> ImportSummary:
-    """Convenience for the CLI (``run.py data import --csv DIR``): open the cache at ``cache_url``
-    and import ``folder`` (keyword arguments as ``BarCache.import_csv_folder``)."""
-    cache = BarCache(cache_url)
+def import_csv_folder(folder: Path | str, url: str = DEFAULT_CACHE_URL, *,
+                      universe: Iterable[str] | None = None, timeframe: str | None = None,
+                      source: str | None = None, adjusted: bool = True, clamp_adjusted_high: bool = False,
+                      progress: ProgressFn | None = None) -> ImportSummary:
+    """Convenience for the CLI (``run.py data import --csv DIR``): open the cache at ``url``
+    (``BarCache(url)``) and import ``folder`` (arguments as ``BarCache.import_csv_folder``)."""
+    cache = BarCache(url)
     try:
-        return cache.import_csv_folder(folder, **kwargs)  # type: ignore[arg-type]
+        return cache.import_csv_folder(folder, universe=universe, timeframe=timeframe, source=source,
+                                       adjusted=adjusted, clamp_adjusted_high=clamp_adjusted_high,
+                                       progress=progress)
     finally:
         cache.close()

@@ -33,7 +33,8 @@ from feeds.timeframes import bar_index, infer_timeframe, slice_bars
 
 log = logging.getLogger(__name__)
 
-CODE_FILE = re.compile(r"^[0-9A-Z]{6}$")
+CODE_FILE = re.compile(r"^(?=.*[0-9])[0-9A-Z]{6}$")
+"""File stems taken as codes: 6 digits or capitals with at least one digit (so README.csv is not a code)."""
 PRICE_FIELDS = ("open", "high", "low", "close")
 NUMBER_FIELDS = (*PRICE_FIELDS, "volume")
 TIME_FIELDS = ("date", "datetime")
@@ -113,7 +114,7 @@ def csv_paths(folder: Path | str, universe: Iterable[str] | None = None) -> dict
                                "such as 005930.csv)", path=folder)
         return available
     codes = list(universe)
-    missing = [c for c in codes if c not in available]
+    missing = [c for c in codes if not (folder / f"{c}.csv").is_file()]
     if missing:
         sample = ", ".join(list(available)[:10]) + (" ..." if len(available) > 10 else "")
         raise CSVDataError(
@@ -121,12 +122,15 @@ def csv_paths(folder: Path | str, universe: Iterable[str] | None = None) -> dict
             f"(looked for {', '.join(str(folder / f'{c}.csv') for c in missing[:3])}"
             f"{' ...' if len(missing) > 3 else ''}); available: {sample or 'none'}",
             path=folder / f"{missing[0]}.csv", field="code", value=missing[0])
-    return {c: available[c] for c in codes}
+    return {c: folder / f"{c}.csv" for c in codes}
 
 
 def _header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline()
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError as exc:
+        raise CSVDataError(f"{path}: not UTF-8 text ({exc}); allowed: UTF-8 CSV", path=path) from None
     if not first.strip():
         raise _fail(path, None, None, None, "is empty (no header line)",
                     f"a header line with {_REQUIRED_TEXT}, then one row per bar")
@@ -261,8 +265,8 @@ def read_csv_file(path: Path | str, code: str | None = None,
             i = int(unfixable[0])
             hint = (f"clamping covers gaps of 1-{MAX_CLAMP_KRW} KRW only, this one is {int(gap[i])} KRW"
                     if clamp_adjusted_high else
-                    f"for back-adjusted data set data.clamp_adjusted_high: true to clamp gaps of "
-                    f"1-{MAX_CLAMP_KRW} KRW")
+                    f"back-adjusted data may clamp gaps of 1-{MAX_CLAMP_KRW} KRW: config "
+                    f"data.clamp_adjusted_high: true, or run.py data import --clamp")
             raise _fail(path, i + 2, fld, raw[fld].iloc[i], f"is {cmp_text} = {int(target[i])} ({hint})",
                         "low <= open, close <= high")
         rows = np.flatnonzero(fixable)

@@ -134,6 +134,7 @@ class _Source:
     label: str
     synthetic: bool
     clamps: dict[str, int] = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
 
 
 def _select(available: list[str], universe: list[str] | None, where: str) -> list[str]:
@@ -190,19 +191,24 @@ def _cache_source(cfg: DataConfig) -> _Source:
 
     cache = BarCache(cfg.cache_url)
     shown = make_url(cfg.cache_url).render_as_string(hide_password=True)
-    available = cache.codes(cfg.timeframe)
-    if not available:
-        raise MarketDataError(f"bar cache {shown} has no {cfg.timeframe} bars; import some first "
-                              "(run.py data import --csv DIR)")
-    codes = _select(available, cfg.universe, f"bar cache {shown} ({cfg.timeframe})")
-    sources = cache.sources(cfg.timeframe)
+    try:
+        available = cache.codes(cfg.timeframe)
+        if not available:
+            raise MarketDataError(f"bar cache {shown} has no {cfg.timeframe} bars; import some first "
+                                  "(run.py data import --csv DIR)")
+        codes = _select(available, cfg.universe, f"bar cache {shown} ({cfg.timeframe})")
+        sources = cache.sources(cfg.timeframe)
+    except Exception:
+        cache.close()
+        raise
     labels = sorted({sources[c][0] for c in codes if c in sources})
     adjusted = {sources[c][1] for c in codes if c in sources}
     kind = ("back-adjusted" if adjusted == {True} else "unadjusted" if adjusted == {False}
             else "mixed adjusted/unadjusted")
     label = f"bar cache {shown} ({cfg.timeframe}, {kind} prices; from {', '.join(labels) or 'unknown'})"
     markets, names = _markets_for(cfg)
-    return _Source(codes, lambda code: cache.read(code, cfg.timeframe), markets, names, label, False)
+    return _Source(codes, lambda code: cache.read(code, cfg.timeframe), markets, names, label, False,
+                   close=cache.close)
 
 
 _SOURCES: dict[str, Callable[[DataConfig], _Source]] = {
@@ -223,24 +229,27 @@ def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
     """
     specs = parse_indicator_specs([*cfg.indicators, *extra_indicators])
     source = _SOURCES[cfg.source](cfg)
-    bars: dict[str, pd.DataFrame] = {}
-    dropped: dict[str, str] = {}
-    n = len(source.codes)
-    for i, code in enumerate(source.codes, 1):
-        full = source.load(code)
-        frame = add_indicators(full, specs) if specs else full
-        window = slice_bars(frame, cfg.start, cfg.end)
-        if window.empty:
-            span = (f"{full.index[0]:%Y-%m-%d}..{full.index[-1]:%Y-%m-%d}" if len(full) else "no bars")
-            reason = f"no bars in {cfg.start or 'start'}..{cfg.end or 'end'} (has {span})"
-            if cfg.universe is not None:
-                raise MarketDataError(f"code {code}: {reason}; widen data.start/data.end or drop it "
-                                      "from data.universe")
-            dropped[code] = reason
-        else:
-            bars[code] = window
-        if progress is not None:
-            progress(code, i, n)
+    try:
+        bars: dict[str, pd.DataFrame] = {}
+        dropped: dict[str, str] = {}
+        n = len(source.codes)
+        for i, code in enumerate(source.codes, 1):
+            full = source.load(code)
+            frame = add_indicators(full, specs) if specs else full
+            window = slice_bars(frame, cfg.start, cfg.end)
+            if window.empty:
+                span = (f"{full.index[0]:%Y-%m-%d}..{full.index[-1]:%Y-%m-%d}" if len(full) else "no bars")
+                reason = f"no bars in {cfg.start or 'start'}..{cfg.end or 'end'} (has {span})"
+                if cfg.universe is not None:
+                    raise MarketDataError(f"code {code}: {reason}; widen data.start/data.end or drop it "
+                                          "from data.universe")
+                dropped[code] = reason
+            else:
+                bars[code] = window
+            if progress is not None:
+                progress(code, i, n)
+    finally:
+        source.close()
     if not bars:
         raise MarketDataError(f"no code has bars in {cfg.start or 'start'}..{cfg.end or 'end'} "
                               f"({source.label})")

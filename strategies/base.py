@@ -398,19 +398,23 @@ class TargetStrategy(bt.Strategy):
 
     # ------------------------------------------------------------------ per-bar bookkeeping
     def _start_of_bar(self) -> None:
-        today = self.datetime.date(0)
-        value = float(self.broker.getvalue())
-        if today != self._day:
-            self._day = today
-            self._day_start_value = self._last_value if self._last_value is not None else value
-        self._last_value = value
-        if not self.trading_stopped and self._day_start_value:
-            reason = self.limits.daily_loss_breached(self._day_start_value, value)
-            if reason:
-                self.stop_trading(reason)
+        if self.limits.daily_loss_limit_pct is not None:
+            today = self.datetime.date(0)
+            value = float(self.broker.getvalue())
+            if today != self._day:
+                self._day = today
+                self._day_start_value = self._last_value if self._last_value is not None else value
+            self._last_value = value
+            if not self.trading_stopped and self._day_start_value:
+                reason = self.limits.daily_loss_breached(self._day_start_value, value)
+                if reason:
+                    self.stop_trading(reason)
+        if not self._held:
+            return
+        now = self.datetime[0]
         for code in list(self._held):
             data = self.data_by_code[code]
-            if not self.has_new_bar(data):
+            if data.datetime[0] != now:
                 continue
             close = float(data.close[0])
             self.progress.on_price(code, close)

@@ -19,7 +19,7 @@ def bars(rows: list[tuple], start_dates: list[str] | None = None) -> pd.DataFram
 
 def run(strategy: type[bt.Strategy], frames: dict[str, pd.DataFrame], cash: int = 10_000_000,
         markets: dict[str, str] | None = None, strategy_kwargs: dict[str, Any] | None = None,
-        **broker_params) -> tuple[bt.Strategy, Any]:
+        sizer: tuple[type, dict[str, Any]] | None = None, **broker_params) -> tuple[bt.Strategy, Any]:
     cerebro = bt.Cerebro(stdstats=False)
     broker = make_broker(cash, **broker_params)
     cerebro.setbroker(broker)
@@ -27,6 +27,8 @@ def run(strategy: type[bt.Strategy], frames: dict[str, pd.DataFrame], cash: int 
         feed = bt.feeds.PandasData(dataname=frame, name=code)
         cerebro.adddata(feed, name=code)
         broker.add_code(feed, (markets or {}).get(code, "KOSPI"))
+    if sizer is not None:
+        cerebro.addsizer(sizer[0], **sizer[1])
     cerebro.addstrategy(strategy, **(strategy_kwargs or {}))
     strat = cerebro.run()[0]
     return strat, broker

@@ -252,7 +252,8 @@ def test_compute_metrics_on_a_small_record():
     t = fills(TWO_TRIPS)
     values = [10_000, 10_100, 9_595, 9_800, 10_091]
     cash = [10_000, 9_000, 8_000, 8_900, 10_091]
-    rec = record(values, cash=cash, trades=t, initial=10_000, benchmark=[10_000, 10_050, 10_100, 10_150, 10_200])
+    bench = [10_000, 10_050, 10_100, 10_150, 10_200]
+    rec = record(values, cash=cash, trades=t, initial=10_000, benchmark=bench)
     m = M.compute_metrics(rec)
     json.dumps(m, allow_nan=False)                       # JSON-safe, no NaN
     assert m["initial_equity"] == 10_000 and isinstance(m["initial_equity"], int)

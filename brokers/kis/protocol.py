@@ -382,6 +382,7 @@ MESSAGES: Mapping[str, Message] = {m.key: m for m in (
           paper_prefix=True),
     _same("ord_dvsn_unsupported", "EMU00004", "에뮬레이터가 지원하지 않는 주문구분입니다.", confirmed=False),
     _same("ccld_changed", "EMU00005", "조회이후에 자료가 변경되었습니다.(다시 조회하세요)", confirmed=False),
+    _same("emulator_unsupported", "EMU00006", "에뮬레이터가 지원하지 않는 업무입니다.", confirmed=False),
     # gateway errors, HTTP 500 with the same envelope (§1.4, §5.1, §5.2)
     _same("rate_limited", "EGW00201", "초당 거래건수를 초과하였습니다.", http=500),
     _same("token_expired", "EGW00123", "기간이 만료된 token 입니다.", http=500),

@@ -434,8 +434,3 @@ def book_levels(last: int, buy_initiated: bool, on: date, market: Market, lower:
         b = shift_ticks(b, -1, on, market) if b > 1 else 0
     return tuple(asks), tuple(bids)
 
-
-def book_quantity(code: str, level: int, side: int, seq: int, scale: int) -> int:
-    """Deterministic pseudo resting quantity for a synthetic book level (no randomness)."""
-    h = (hash((code, level, side, seq % 97)) & 0xFFFF) / 0xFFFF
-    return max(1, int(scale * (0.5 + h) * (1 + level / 3)))
