@@ -5,6 +5,9 @@
     python run.py data import --csv DIR [--cache URL] [--timeframe daily]
     python run.py report --run DIR
     python run.py emulator --config configs/emulator.yaml
+    python run.py paper --config configs/paper-emulator.yaml [--until 2026-11-24T15:31:00]
+    python run.py live --config FILE --confirm-live
+    python run.py data download --source kis --config FILE
 
 This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
 and ``brokers``. Expected problems (a bad config, targets file or CSV) end with one clear message
@@ -140,6 +143,62 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_session(args: argparse.Namespace) -> int:
+    """paper / live: the same strategy on KIS until the feeds end (--until) or Ctrl-C."""
+    from datetime import datetime
+
+    from analysis.report import write_report
+    from configs.schema import load_config
+    from engine.backtest import default_out_dir
+    from engine.live import build_live_session, run_until_signal
+    from market.calendar import KST
+
+    cfg = load_config(args.config)
+    if cfg.broker.mode != args.command:
+        raise ValueError(f"{args.config}: broker.mode is {cfg.broker.mode!r} but the command is "
+                         f"{args.command!r}; set broker.mode: {args.command} (the one switch)")
+    until = datetime.fromisoformat(args.until).replace(tzinfo=KST) if args.until else None
+    session = build_live_session(cfg, confirm_live=getattr(args, "confirm_live", False), until=until)
+    out = Path(args.out) if args.out else default_out_dir(cfg)
+    with _run_log(out):
+        print(f"{args.command}: {len(session.codes)} code(s), journal {cfg.broker.kis.journal_url}; "
+              "Ctrl-C stops and writes the report", file=sys.stderr)
+        run_until_signal(session)
+    report = write_report(session.record(), out)
+    print(f"Report: {report}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    """Fill the bar cache from KIS's daily chart TR (100 rows a call, paged backwards)."""
+    from datetime import date
+
+    from brokers.kis.client import Credentials, KISClient
+    from brokers.kis.protocol import Env
+    from configs.schema import load_config
+    from feeds.cache import BarCache
+
+    cfg = load_config(args.config)
+    env = Env.REAL if cfg.broker.mode == "live" else Env.PAPER
+    kis = cfg.broker.kis
+    client = KISClient(Credentials.from_env(kis.env_file), env, kis.rest_url, token_cache=kis.token_cache,
+                       requests_per_second=kis.requests_per_second)
+    codes = cfg.data.universe or []
+    if not codes:
+        raise ValueError("data.universe: list the codes to download")
+    start = cfg.data.start or date(date.today().year - 1, 1, 1)
+    end = cfg.data.end or date.today()
+    frames = {}
+    for i, code in enumerate(codes, 1):
+        frames[code] = client.daily_bars(code, start, end, adjusted=not args.unadjusted)
+        ProgressBar()("download", i, len(codes))
+    cache = BarCache(cfg.data.cache_url)
+    cache.write(frames, timeframe="daily", source=f"kis-{env.value}", adjusted=not args.unadjusted)
+    print(f"cached {sum(len(f) for f in frames.values()):,} daily bars of {len(frames)} code(s) "
+          f"in {cfg.data.cache_url}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from brokers.kis.emulator.cli import main as emulator_main
 
@@ -170,6 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--clamp", action="store_true", help="clamp 1-5 KRW high/low gaps of adjusted data")
     imp.add_argument("--unadjusted", action="store_true", help="mark the bars as unadjusted (on the tick grid)")
     imp.set_defaults(func=cmd_data_import)
+
+    dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs")
+    dl.add_argument("--source", required=True, choices=["kis"])
+    dl.add_argument("--config", required=True, help="config with broker.kis (URLs), data.universe/start/end/cache_url")
+    dl.add_argument("--unadjusted", action="store_true", help="original prices (FID_ORG_ADJ_PRC=1)")
+    dl.set_defaults(func=cmd_data_download)
+
+    for mode in ("paper", "live"):
+        sp = sub.add_parser(mode, help=f"trade the strategy on KIS {'모의투자 (paper)' if mode == 'paper' else '실전 (live)'}")
+        sp.add_argument("--config", required=True)
+        sp.add_argument("--out", help="report folder written when the session stops")
+        sp.add_argument("--until", help="stop at this exchange time, e.g. 2026-11-24T15:31:00 (KST)")
+        if mode == "live":
+            sp.add_argument("--confirm-live", action="store_true",
+                            help="required: this places real orders with real money")
+        sp.set_defaults(func=cmd_session)
 
     emu = sub.add_parser("emulator", help="start the local KIS Open API emulator")
     emu.add_argument("--config", required=True, help="emulator YAML (see configs/emulator.yaml)")

@@ -323,6 +323,23 @@ class KRXBroker(bt.brokers.BackBroker):
                 for ref in [r for r in book if r not in alive]:
                     del book[ref]
 
+    def revise(self, order: bt.Order, price: float | None = None, size: int | None = None) -> bt.Order | None:
+        """Cancel + new order for the unfilled rest, as KIS revises (a new order number there, a new
+        ref here). Returns the new order, or None when nothing was left to revise."""
+        remaining = int(abs(order.executed.remsize)) if order.executed.remsize else int(abs(order.created.size))
+        new_size = int(size) if size is not None else remaining
+        if not 0 < new_size <= remaining:
+            raise ValueError(f"revised size must be 1..{remaining} (the unfilled rest), got {size}")
+        if not self.cancel(order):
+            return None
+        order.addinfo(**{ORDER_REASON: "replaced by a revision"})
+        exectype = order.exectype if price is None or order.exectype != bt.Order.Market else bt.Order.Limit
+        make = self.buy if order.isbuy() else self.sell
+        new = make(order.owner, order.data, new_size, price=price if price is not None else order.created.price,
+                   exectype=exectype, replaces=order.ref)
+        order.addinfo(replaced_by=new.ref)
+        return new
+
     def cancel(self, order: bt.Order, bracket: bool = False) -> bool:
         done = super().cancel(order, bracket)
         if done:

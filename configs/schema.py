@@ -99,19 +99,23 @@ class DataConfig(StrictModel):
 
 
 class KISConfig(StrictModel):
-    """Where the KIS adapter connects. Credentials never live here: they come from the environment."""
+    """How paper/live runs reach KIS. The environment follows ``broker.mode`` (paper → 모의투자, live →
+    실전); credentials never live here: they come from environment variables or ``env_file``."""
 
-    env: Literal["real", "paper"] = "paper"
     rest_url: str | None = Field(None, description="override, e.g. the emulator's http://127.0.0.1:PORT")
-    ws_url: str | None = None
+    ws_url: str | None = Field(None, description="override, e.g. the emulator's ws://127.0.0.1:PORT")
     use_old_tr_ids: bool = False
     token_cache: Path = Path("~/.cache/krx-trader/kis-token.json")
     journal_url: str = "sqlite:///data/journal.sqlite"
-    requests_per_second: float | None = Field(None, gt=0, description="override the spec's default")
+    requests_per_second: float | None = Field(None, gt=0, le=50, description="override the spec's default")
+    bar: str = Field("daily", pattern=r"^(daily|[1-9][0-9]?min)$", description="live bar size: daily or <N>min")
+    order_window: Literal["regular", "extended"] = Field(
+        "regular", description="regular 09:00-15:30 (what 모의투자 accepts) or extended from 08:30")
     reconcile_every_s: float = Field(60.0, gt=0)
     stop_on_mismatch: bool = False
-    bar_minutes: int = Field(1, ge=1, le=60)
-    env_file: Path | None = Field(Path(".env"), description="file with KIS_APP_KEY etc. (optional)")
+    cash_tolerance_krw: int = Field(1_000, ge=0)
+    unknown_order_timeout_s: float = Field(60.0, gt=0)
+    env_file: Path | None = Field(Path(".env"), description="KEY=VALUE file with KIS_APP_KEY etc. (optional)")
 
 
 class BrokerConfig(StrictModel):
@@ -218,17 +222,24 @@ def _resolve_paths(cfg: AppConfig, base: Path) -> AppConfig:
         p = p.expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 
-    data = cfg.data.model_copy(update={"path": fix(cfg.data.path), "markets_file": fix(cfg.data.markets_file)})
-    url = data.cache_url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-        data = data.model_copy(update={"cache_url": "sqlite:///" + str(fix(Path(url[len("sqlite:///"):])))})
+    def fix_url(url: str) -> str:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+            return "sqlite:///" + str(fix(Path(url[len("sqlite:///"):])))
+        return url
+
+    data = cfg.data.model_copy(update={"path": fix(cfg.data.path), "markets_file": fix(cfg.data.markets_file),
+                                       "cache_url": fix_url(cfg.data.cache_url)})
+    kis = cfg.broker.kis.model_copy(update={"journal_url": fix_url(cfg.broker.kis.journal_url),
+                                            "env_file": fix(cfg.broker.kis.env_file),
+                                            "token_cache": fix(cfg.broker.kis.token_cache)})
+    broker = cfg.broker.model_copy(update={"kis": kis})
     strategy = cfg.strategy.model_copy(update={"targets": fix(cfg.strategy.targets)})
     report = cfg.report
     if isinstance(report.benchmark, Path):
         report = report.model_copy(update={"benchmark": fix(report.benchmark)})
     if report.out is not None:
         report = report.model_copy(update={"out": fix(report.out)})
-    return cfg.model_copy(update={"data": data, "strategy": strategy, "report": report})
+    return cfg.model_copy(update={"data": data, "strategy": strategy, "report": report, "broker": broker})
 
 
 def parse_config(raw: Any, source: str = "<config>", base: Path | None = None) -> AppConfig:

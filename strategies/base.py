@@ -88,6 +88,34 @@ class TargetStrategy(bt.Strategy):
         self._last_refusal: dict[str, str] = {}
         self._stop_ordered: dict[str, int] = {}   # code -> ref of its stop-loss sale
 
+    def start(self) -> None:
+        """Sync with the broker before the first bar, then ``on_start``.
+
+        On a live broker the account may already hold shares (and, after a restart, open orders
+        rebuilt from KIS and the journal): Data2 starts from those positions and the rebuilt orders
+        are adopted, so nothing is bought twice. In a backtest the book starts empty.
+        """
+        for code, data in self.data_by_code.items():
+            pos = self.getposition(data)
+            if pos.size:
+                self.progress.seed(code, int(pos.size), float(pos.price))
+                self._held.add(code)
+        adopt = getattr(self.broker, "adopt_rebuilt_orders", None)
+        if adopt is not None:
+            for order in adopt(self):
+                self.open_orders[order.ref] = order
+                self.event("recovered", f"open order ref {order.ref} rebuilt after restart", order.data._name)
+        self.on_start()
+
+    def on_start(self) -> None:
+        """Hook: called once before the first bar (after syncing with the broker)."""
+
+    def notify_store(self, msg, *args, **kwargs) -> None:
+        """Broker/store alerts (reconciliation mismatches, foreign orders...) go to the event log."""
+        if msg == "alert":
+            self.event("broker_alert", f"{kwargs.get('kind', '')}: {kwargs.get('message', '')}",
+                       level=logging.ERROR)
+
     def prenext(self) -> None:
         # feeds that start later (listings) must not hold back the others
         self.next()
@@ -288,6 +316,21 @@ class TargetStrategy(bt.Strategy):
         cancelled = self._cancel_where(None, None)
         self._expect("flat", "", None, "no open orders after cancel-all")
         return cancelled
+
+    def revise(self, order: bt.Order, price: float | None = None, size: int | None = None) -> bt.Order | None:
+        """Change a working order's price (and optionally lower its size).
+
+        KIS does this as cancel + new order number; the simulator does the same, so in every mode
+        the old order ends Canceled and the returned order carries on (``info.replaces``).
+        """
+        revise = getattr(self.broker, "revise", None)
+        if revise is None:
+            raise NotImplementedError("this broker cannot revise orders")
+        new = revise(order, price=price, size=size)
+        if new is not None:
+            self.open_orders[new.ref] = new
+            self._expect("submit", new.data._name, new.ref, f"revision of ref {order.ref} (new ref {new.ref})")
+        return new
 
     def stop_trading(self, reason: str) -> None:
         """Kill switch: cancel everything and refuse new entries until ``resume_trading``."""

@@ -209,6 +209,13 @@ class TargetProgress:
     def status(self, code: str) -> TargetStatus:
         return self.row(code).status
 
+    def seed(self, code: str, shares: int, avg_price: float) -> None:
+        """Start from a position the account already holds (live start or restart)."""
+        p = self.row(code)
+        p.shares, p.avg_price = int(shares), float(avg_price)
+        p.status = TargetStatus.HOLDING if shares else p.status
+        self._frame = None
+
     def on_fill(self, code: str, qty: int, price: float, costs: int) -> None:
         """A fill: ``qty`` > 0 bought, < 0 sold; ``costs`` = commission + tax of that fill."""
         p = self.row(code)

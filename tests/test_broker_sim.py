@@ -146,3 +146,22 @@ def test_limit_order_does_not_fill_on_a_halted_codes_stale_bar():
         "code": "005380", "size": 10, "price": 10_100, "exectype": bt.Order.Limit})}}})
     final = s.final("b")
     assert final["status"] == "Expired" and final["size"] == 0   # the 01-02 bar is never re-matched
+
+
+def test_revise_is_cancel_plus_new_order_for_the_unfilled_rest():
+    from strategies.base import TargetStrategy
+
+    class Reviser(TargetStrategy):
+        def on_bar(self):
+            if len(self) == 1:
+                self.first = self.buy(size=10, price=9_500, exectype=bt.Order.Limit)
+        def on_order_update(self, order):
+            if order.ref == self.first.ref and order.status == bt.Order.Accepted and not hasattr(self, "second"):
+                self.second = self.revise(self.first, price=10_160)
+
+    s, broker = run(Reviser, DATA, order_validity="gtc")
+    assert s.first.status == bt.Order.Canceled
+    assert s.first.info.get("replaced_by") == s.second.ref
+    assert s.second.info.get("replaces") == s.first.ref
+    assert s.second.status == bt.Order.Completed and s.second.executed.price == 10_160
+    assert broker.getposition(s.datas[0]).size == 10

@@ -28,7 +28,7 @@ from strategies.targets import TargetStatus
 class TargetBuy(TargetStrategy):
     params = (("repeat", False),)
 
-    def start(self) -> None:
+    def on_start(self) -> None:
         missing = [t.code for t in self.targets if t.code not in self.data_by_code]
         if missing:
             self.event("config", f"targets without data (ignored): {', '.join(missing)}")

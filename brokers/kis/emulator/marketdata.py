@@ -45,7 +45,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from market.calendar import KST
+from market.calendar import KST, krx_calendar
 from market.limits import PriceBand, price_band
 from market.sessions import DaySchedule, schedule
 from market.ticks import Market, round_to_tick, tick_size
@@ -393,7 +393,6 @@ class BarStore:
         if not self.listed_on(code, d):
             band = PriceBand(0, 0, 0)
             return Quote(code, d, 0, band, 0, 0, 0, 0, 0, 0, 0, 0, 1, listed=False)
-        from market.calendar import krx_calendar
         cal = krx_calendar()
         if not cal.is_trading_day(d):
             d = cal.previous_trading_day(d)

@@ -1,0 +1,266 @@
+"""``KISData``: a live backtrader data feed built from KIS real-time trades (``H0STCNT0``).
+
+Shaped like backtrader's ``IBData``/``OandaData``: the store's WebSocket thread puts ticks on a
+queue, ``_load`` (cerebro's thread) turns them into bars and returns ``None`` while nothing is
+ready, so cerebro's live loop keeps the broker turning.
+
+* **History first**: ``history`` (a DataFrame, e.g. from the bar cache) or KIS's chart TRs
+  (``inquire-daily-itemchartprice`` for daily bars, ``inquire-time-itemchartprice`` for today's
+  minutes) are delivered first, with status DELAYED; then LIVE.
+* **Bars**: ``bar="1min"`` (default) … ``"60min"`` bucket ticks by their exchange time (bars are
+  labelled by their start, like the CSV data); ``bar="daily"`` makes one bar per session. A bar
+  closes when a tick of a later bucket arrives or when the exchange clock (``store.now``) passes
+  its end, so a quiet code still gets its bar. With ``repair_daily=True`` a daily bar is rebuilt
+  from ``inquire-price`` at the close (the official open/high/low/close/volume), so ticks missed
+  during a disconnect do not distort it.
+* **Indicators**: the same indicator lines as in a backtest (``sma_20``, ``rsi_14``...), computed
+  with ``feeds.indicators`` on a trailing window each time a bar closes, so a strategy runs
+  unchanged.
+* **Status**: DELAYED during history, LIVE on live bars, CONNBROKEN while the WebSocket is down
+  (then LIVE again on reconnect), DISCONNECTED when the feed ends (``end``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import math
+import queue
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+import backtrader as bt
+import pandas as pd
+
+from feeds.indicators import add_indicators, indicator_columns, parse_indicator_specs
+from market.calendar import KST, krx_calendar
+from market.sessions import schedule
+
+log = logging.getLogger("krx.feeds.kis_live")
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def bar_minutes(bar: str) -> int | None:
+    """Minutes per bar for ``"5min"``-style names; ``None`` for ``"daily"``."""
+    if bar == "daily":
+        return None
+    if bar.endswith("min") and bar[:-3].isdigit() and 1 <= int(bar[:-3]) <= 60:
+        return int(bar[:-3])
+    raise ValueError(f"bar must be 'daily' or '<N>min' with N in 1..60, got {bar!r}")
+
+
+class BarBuilder:
+    """Ticks in, finished bars out; pure (no queues, no clock of its own)."""
+
+    def __init__(self, minutes: int | None) -> None:
+        self.minutes = minutes
+        self.current: dict[str, Any] | None = None
+
+    def bucket(self, when: datetime) -> datetime:
+        local = when.astimezone(KST).replace(tzinfo=None)
+        if self.minutes is None:
+            return datetime(local.year, local.month, local.day)
+        minute = (local.hour * 60 + local.minute) // self.minutes * self.minutes
+        return datetime(local.year, local.month, local.day, minute // 60, minute % 60)
+
+    def bar_end(self, start: datetime) -> datetime:
+        """Aware end of a bar (daily: the session close)."""
+        if self.minutes is None:
+            return schedule(start.date()).close if krx_calendar().is_trading_day(start.date()) \
+                else datetime.combine(start.date(), datetime.max.time(), KST)
+        return (start + timedelta(minutes=self.minutes)).replace(tzinfo=KST)
+
+    def add(self, when: datetime, price: float, volume: int) -> dict[str, Any] | None:
+        """Add a tick; returns the bar it closed, if any."""
+        b = self.bucket(when)
+        done = None
+        if self.current is not None and b > self.current["datetime"]:
+            done, self.current = self.current, None
+        if self.current is None:
+            self.current = {"datetime": b, "open": price, "high": price, "low": price, "close": price,
+                            "volume": int(volume)}
+        elif b == self.current["datetime"]:
+            c = self.current
+            c["high"], c["low"], c["close"] = max(c["high"], price), min(c["low"], price), price
+            c["volume"] += int(volume)
+        return done
+
+    def close_if_due(self, now: datetime) -> dict[str, Any] | None:
+        if self.current is not None and now >= self.bar_end(self.current["datetime"]):
+            done, self.current = self.current, None
+            return done
+        return None
+
+
+class KISData(bt.feed.DataBase):
+    """Live bars for one code. Create through ``KISStore.getdata(code, ...)`` or ``live_data_class``."""
+
+    params = (
+        ("store", None),
+        ("bar", "1min"),
+        ("indicators", ()),          # indicator specs, as in the backtest
+        ("history", None),           # DataFrame of past bars (index naive KST datetime, OHLCV)
+        ("backfill_days", 400),      # calendar days of daily history from the chart TR (bar="daily")
+        ("backfill", True),
+        ("repair_daily", True),
+        ("qcheck", 0.5),             # seconds _load waits for a tick before giving cerebro a turn
+        ("end", None),               # aware datetime: the feed ends once the exchange clock passes it
+        ("window", 300),             # bars kept for live indicator computation
+    )
+
+    _ST_HISTORY, _ST_LIVE, _ST_OVER = range(3)
+
+    def islive(self) -> bool:
+        return True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        self.store = self.p.store
+        self.code = self.p.dataname
+        self._minutes = bar_minutes(self.p.bar)
+        self._builder = BarBuilder(self._minutes)
+        self._specs = [s.spec for s in parse_indicator_specs(self.p.indicators)]
+        self._columns = indicator_columns(self._specs)
+        self._pending: deque[dict[str, Any]] = deque()
+        self._frame = pd.DataFrame(columns=list(OHLCV), dtype="float64")
+        self._ticks: "queue.Queue[Any] | None" = None
+        self._state = self._ST_HISTORY
+        self._last_delivered: datetime | None = None
+        self.bars_live = 0
+        if self._minutes is None:
+            self._timeframe, self._compression = bt.TimeFrame.Days, 1
+        else:
+            self._timeframe, self._compression = bt.TimeFrame.Minutes, self._minutes
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        super().start()
+        self._ticks = self.store.register_data(self)
+        self.store.start()
+        history = self._history()
+        if len(history):
+            self._frame = history[list(OHLCV)].astype("float64")
+            enriched = add_indicators(self._frame, self._specs) if self._specs else self._frame
+            for ts, row in enriched.iterrows():
+                self._pending.append({"datetime": ts.to_pydatetime(), **row.to_dict()})
+            self.put_notification(self.DELAYED)
+        else:
+            self._state = self._ST_LIVE
+            self.put_notification(self.LIVE)
+
+    def _history(self) -> pd.DataFrame:
+        if self.p.history is not None:
+            return self.p.history
+        if not self.p.backfill:
+            return pd.DataFrame(columns=list(OHLCV))
+        today = self.store.today()
+        try:
+            if self._minutes is None:
+                frame = self.store.client.daily_bars(self.code, today - timedelta(days=self.p.backfill_days),
+                                                     today - timedelta(days=1))
+            else:
+                frame = self.store.client.minute_bars(self.code)
+                if self._minutes > 1 and len(frame):
+                    frame = frame.resample(f"{self._minutes}min", label="left", closed="left").agg(
+                        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna()
+        except Exception as exc:  # noqa: BLE001 - no history is not fatal for a live feed
+            log.warning("%s: history backfill failed: %s", self.code, exc)
+            return pd.DataFrame(columns=list(OHLCV))
+        frame.index = pd.DatetimeIndex(frame.index)
+        return frame
+
+    # ------------------------------------------------------------------ bars
+    def _load(self):
+        if self._pending:
+            return self._deliver(self._pending.popleft())
+        if self._state == self._ST_HISTORY:
+            self._state = self._ST_LIVE
+            self.put_notification(self.LIVE)
+        if self._state == self._ST_OVER:
+            return False
+        now = self.store.now()
+        bar = self._drain(block=False) or self._due(now)
+        if bar is None and self.p.end is not None and now >= self.p.end:
+            self._state = self._ST_OVER
+            self.put_notification(self.DISCONNECTED)
+            return False
+        if bar is None:
+            bar = self._drain(block=True) or self._due(self.store.now())
+        if bar is None:
+            return None
+        return self._deliver(self._finish_bar(bar))
+
+    def _drain(self, block: bool):
+        """Feed queued ticks to the builder; the first finished bar, if any."""
+        timeout = self.p.qcheck if block else None
+        while True:
+            try:
+                item = self._ticks.get(block=block, timeout=timeout) if block else self._ticks.get_nowait()
+            except queue.Empty:
+                return None
+            block = False
+            if isinstance(item, tuple) and item and item[0] == "state":
+                self._on_state(item[1])
+                continue
+            done = self._builder.add(item.time, float(item.price), int(item.volume))
+            if done is not None:
+                return done
+
+    def _due(self, now: datetime):
+        return self._builder.close_if_due(now)
+
+    def _on_state(self, name: str) -> None:
+        if name == "DISCONNECTED":
+            self.put_notification(self.CONNBROKEN)
+        elif name == "CONNECTED" and self._state == self._ST_LIVE:
+            self.put_notification(self.LIVE)
+
+    def _finish_bar(self, bar: dict[str, Any]) -> dict[str, Any]:
+        if self._minutes is None and self.p.repair_daily:
+            try:
+                q = self.store.client.quote(self.code)
+                if q.open and q.high and q.low and q.price:
+                    bar.update(open=float(q.open), high=float(q.high), low=float(q.low), close=float(q.price),
+                               volume=int(q.volume))
+            except Exception as exc:  # noqa: BLE001 - the tick-built bar stays
+                log.warning("%s: daily bar repair from inquire-price failed: %s", self.code, exc)
+        ts = bar["datetime"]
+        row = pd.DataFrame([{k: float(bar[k]) for k in OHLCV}], index=pd.DatetimeIndex([ts]))
+        self._frame = pd.concat([self._frame.iloc[-(self.p.window - 1):], row]) if len(self._frame) else row
+        if self._specs:
+            values = add_indicators(self._frame, self._specs).iloc[-1]
+            bar.update({c: float(values[c]) for c in self._columns})
+        self.bars_live += 1
+        return bar
+
+    def _deliver(self, bar: dict[str, Any]) -> bool:
+        ts = bar["datetime"]
+        if self._last_delivered is not None and ts <= self._last_delivered:
+            return None  # an out-of-order or repeated bucket: never deliver time backwards
+        self._last_delivered = ts
+        self.lines.datetime[0] = bt.date2num(ts)
+        for name in OHLCV:
+            getattr(self.lines, name)[0] = float(bar[name])
+        self.lines.openinterest[0] = 0.0
+        for c in self._columns:
+            v = bar.get(c, math.nan)
+            getattr(self.lines, c)[0] = float(v) if v is not None else math.nan
+        return True
+
+
+_CLASSES: dict[tuple[str, ...], type[KISData]] = {}
+
+
+def live_data_class(indicator_specs: Iterable[str]) -> type[KISData]:
+    """``KISData`` with one extra line per indicator column (built once per set of columns)."""
+    columns = tuple(indicator_columns(list(indicator_specs)))
+    for c in columns:
+        if not c.isidentifier() or keyword.iskeyword(c):
+            raise ValueError(f"indicator column {c!r} cannot be a line name")
+    cls = _CLASSES.get(columns)
+    if cls is None:
+        cls = type(f"_KISData{len(_CLASSES)}", (KISData,), {"lines": columns})
+        _CLASSES[columns] = cls
+    return cls
