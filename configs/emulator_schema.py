@@ -77,6 +77,10 @@ class EnvConfig(StrictModel):
 
 class RateLimitConfig(StrictModel):
     enabled: bool = True
+    time_base: Literal["auto", "wall", "clock"] = Field(
+        "auto", description="auto: the clock's own base (emulated seconds on a stepped clock, wall seconds "
+                            "otherwise); wall: real seconds whatever the clock (a client pacing on its own "
+                            "wall clock against a stepped emulator); clock: always the emulator clock")
 
 
 class TokenConfig(StrictModel):

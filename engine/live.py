@@ -111,16 +111,18 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     from brokers.kis.ws import KISWebSocket
 
     creds = credentials or Credentials.from_env(kis.env_file)
+    clock_kw = {"wallclock": now} if now else {}
     if client is None:
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,
-                           requests_per_second=kis.requests_per_second, use_old_tr_ids=kis.use_old_tr_ids)
+                           requests_per_second=kis.requests_per_second, use_old_tr_ids=kis.use_old_tr_ids,
+                           **clock_kw)
     if ws_factory is None:
         from brokers.kis.protocol import WS_BASE_URL
         ws_url = kis.ws_url or WS_BASE_URL[env]
 
         def ws_factory(**callbacks):
             return KISWebSocket(ws_url, client.approval_key, env, creds.hts_id,
-                                account_filter=f"{creds.cano}{creds.product_code}", **callbacks)
+                                account_filter=f"{creds.cano}{creds.product_code}", **clock_kw, **callbacks)
 
     cls = resolve_strategy(cfg.strategy.name)
     _check_params(cls, cfg.strategy.params)

@@ -115,6 +115,10 @@ class KISData(bt.feed.DataBase):
     def islive(self) -> bool:
         return True
 
+    def haslivedata(self) -> bool:
+        """Ticks are waiting: cerebro then does not block in ``_load`` (see ``do_qcheck``)."""
+        return bool(self._pending) or (self._ticks is not None and not self._ticks.empty())
+
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.store = self.p.store
@@ -194,7 +198,10 @@ class KISData(bt.feed.DataBase):
 
     def _drain(self, block: bool):
         """Feed queued ticks to the builder; the first finished bar, if any."""
-        timeout = self.p.qcheck if block else None
+        # cerebro shares one qcheck wait among all live feeds of a loop (Data.do_qcheck sets _qcheck)
+        timeout = max(0.0, float(getattr(self, "_qcheck", self.p.qcheck))) if block else None
+        if block and timeout == 0.0:
+            block = False
         while True:
             try:
                 item = self._ticks.get(block=block, timeout=timeout) if block else self._ticks.get_nowait()

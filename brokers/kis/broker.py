@@ -580,7 +580,7 @@ class KISBroker(bt.BrokerBase):
             return None
         for lo in self._orders.values():
             if (lo.state == "unknown" and lo.code == n.code and lo.side == n.side
-                    and lo.qty == int(n.order_qty or n.qty) and lo.price == int(n.order_price or 0)):
+                    and lo.qty == int(n.order_qty or n.qty) and lo.price == int(n.effective_order_price or 0)):
                 self._adopt(lo, n.odno, n.branch)
                 return lo
         return None

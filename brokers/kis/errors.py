@@ -178,11 +178,11 @@ def error_from_reply(status: int, body: Mapping[str, Any] | None, tr_id: str = "
         return KISRejected(**kw)
     if status >= 500:
         return KISServerError(**kw)
+    if "error_code" in body:
+        return KISAuthError(**kw)  # OAuth endpoints: every error is about keys or tokens
     if status != 200:
         # 4xx without a known code: not transient, not a business answer either
         return KISRejected(f"HTTP {status}", **kw)
     if "rt_cd" in body:
         return None if rt_cd == "0" else KISRejected(**kw)
-    if "error_code" in body:
-        return KISAuthError(**kw)
     return None

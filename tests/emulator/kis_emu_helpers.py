@@ -8,22 +8,18 @@ fact in protocol.py (or in the emulator) fails the tests instead of being mirror
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Callable
 import base64
 import json
-import threading
-from datetime import date, datetime, time, timedelta
-from typing import Any, Callable, Iterator
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pytest
 import requests
 import websockets
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from brokers.kis.emulator.clock import SteppedClock
-from brokers.kis.emulator.server import Emulator
 from configs.emulator_schema import EmulatorConfig
 
 KST = ZoneInfo("Asia/Seoul")

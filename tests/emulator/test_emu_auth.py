@@ -164,7 +164,7 @@ def test_real_only_and_real_tr_on_paper(make_emu) -> None:
 
 
 def test_rate_limit_token_bucket_on_the_stepped_clock(make_emu) -> None:
-    emu = make_emu("paper", paper={"rate_limit_per_sec": 2})
+    emu = make_emu("paper", paper={"rate_limit_per_sec": 2})        # auto: stepped clock → emulated seconds
     cl = Client(emu.credentials())
     params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
     codes = [cl.get(PRICE, "FHKST01010100", params) for _ in range(3)]
@@ -190,3 +190,18 @@ def test_default_rate_limits_per_env(make_emu) -> None:
     got = [real.get(PRICE, "FHKST01010100", params).status_code for _ in range(19)]
     assert got.count(200) == 18 and got[-1] == 500
     assert DAY == at("09:00").date()
+
+
+def test_wall_time_base_refills_while_the_stepped_clock_stands_still(make_emu) -> None:
+    """time_base wall: a client pacing itself on the wall clock is never stuck on a stepped clock."""
+    from freezegun import freeze_time
+
+    emu = make_emu("paper", paper={"rate_limit_per_sec": None}, rate_limit={"time_base": "wall"})
+    cl = Client(emu.credentials())
+    params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    cl.token()
+    with freeze_time("2026-01-01 00:00:00", tick=False, ignore=["asyncio", "websockets", "selectors"]) as frozen:
+        assert [cl.get(PRICE, "FHKST01010100", params).status_code for _ in range(2)] == [200, 500]
+        frozen.tick(1.0)                                # one wall second, emulated time unchanged
+        assert cl.get(PRICE, "FHKST01010100", params).status_code == 200
+    assert emu.now() == at("08:55")

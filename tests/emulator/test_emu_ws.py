@@ -284,3 +284,24 @@ def test_expiry_notice_option(make_emu) -> None:
             assert (n[2], n[9], n[12], n[13], n[14]) == (odno, "0000000003", "0", "1", "3")
 
     run(go())
+
+
+def test_any_path_and_legacy_appkey_header(make_emu) -> None:
+    """Old mojito sends appKey/appSecret instead of an approval key, on the bare host (§1.1)."""
+    emu = make_emu()
+    c = emu.credentials()
+
+    async def go() -> None:
+        async with websockets.connect(emu.ws_url(), ping_interval=None) as ws:
+            await ws.send(json.dumps({"header": {"appKey": c.appkey, "appSecret": c.appsecret, "custtype": "P",
+                                                 "tr_type": "1", "content": "utf-8"},
+                                      "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}}}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert ack["body"]["msg_cd"] == "OPSP0000"
+        async with websockets.connect(emu.ws_url() + "/tryitout/H0STCNT0", ping_interval=None) as ws:
+            await ws.send(json.dumps({"header": {"appKey": c.appkey, "appSecret": "wrong", "tr_type": "1"},
+                                      "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}}}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert ack["body"]["msg_cd"] == "OPSP0011"
+
+    run(go())

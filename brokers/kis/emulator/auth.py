@@ -11,8 +11,11 @@ Rules (PROTOCOL.md §2, §5.1), all on the emulator's clock so tests can step th
 * Keys are bound to one environment: a paper key on the real host → ``EGW02004``, a real key on
   the paper host → ``EGW02007``.
 * REST rate limit: one token bucket per app key, shared by every TR of that key (orders too);
-  capacity = 1 s worth of the rate unless configured; empty → ``EGW00201`` (HTTP 500). The
-  bucket's time base is ``Clock.monotonic()`` (wall time, or emulated seconds on a stepped clock).
+  capacity = 1 s worth of the rate unless configured; empty → ``EGW00201`` (HTTP 500). Buckets
+  refill on ``Clock.monotonic()`` by default ("auto": emulated seconds on a stepped clock, so a
+  test drains and refills a bucket by stepping; wall seconds on real/accelerated clocks);
+  ``rate_time_base="wall"`` forces real seconds (a client that paces itself on the wall clock
+  against a stepped emulator).
 
 Secrets never leave this module except in the credentials the operator asked for; ``mask``
 is what logs use.
@@ -27,6 +30,7 @@ import json
 import secrets
 import string
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,6 +107,7 @@ class AuthSettings:
     issue_interval_s: int = P.TOKEN_ISSUE_INTERVAL_S
     approval_lifetime_s: int = 86_400
     rate_limit_enabled: bool = True
+    rate_time_base: str = "auto"
     rate: dict[P.Env, float] = field(default_factory=lambda: dict(P.REST_RATE_LIMIT_PER_SEC))
     burst: dict[P.Env, float | None] = field(default_factory=lambda: {P.Env.REAL: None, P.Env.PAPER: None})
 
@@ -286,7 +291,7 @@ class AuthRegistry:
             return True
         rate = s.rate[app.env]
         cap = s.burst.get(app.env) or max(rate, 1.0)
-        now = self.clock.monotonic()
+        now = time.monotonic() if s.rate_time_base == "wall" else self.clock.monotonic()
         with self._lock:
             b = self._buckets.get(app.appkey)
             if b is None:

@@ -4,11 +4,11 @@ Every clock answers two questions:
 
 * ``now()`` — the emulated moment, timezone-aware in Asia/Seoul. Sessions, order times, token
   expiry strings and the replayed market all follow it.
-* ``monotonic()`` — seconds on the time base of the REST rate limiter. Real and accelerated clocks
-  use the wall clock here, because a rate limit is about how fast a client hammers the server,
-  not about emulated time (an accelerated day must not multiply the allowed request rate).
-  The stepped clock uses emulated seconds, so a test can exhaust a bucket and refill it by
-  stepping, with no sleeps.
+* ``monotonic()`` — seconds for the REST rate limiter when it runs on the clock's time base
+  (``rate_limit.time_base: clock``). Real and accelerated clocks answer wall seconds (a rate
+  limit is about how fast a client hammers the server; an accelerated day must not multiply the
+  allowed rate); the stepped clock answers emulated seconds, so a test can drain a bucket and
+  refill it by stepping, with no sleeps.
 
 Why three kinds: ``RealClock`` for paper trading at human speed, ``AcceleratedClock`` to replay
 many days quickly with a client in the loop, ``SteppedClock`` for deterministic tests where the
@@ -97,14 +97,16 @@ class AcceleratedClock(Clock):
         offset = (min(max(start, w0), w1) - w0).total_seconds() if first == start.date() else 0.0
         self._wall0 = time.monotonic() - offset / self._window_len * self.day_seconds
         self._days: list[date] = [first]
+        self._lock = threading.Lock()  # now() is called from the pump and REST threads at once
 
     def _window_bounds(self, d: date) -> tuple[datetime, datetime]:
         return datetime.combine(d, self.window[0], KST), datetime.combine(d, self.window[1], KST)
 
     def _day(self, k: int) -> date:
-        while len(self._days) <= k:
-            self._days.append(krx_calendar().next_trading_day(self._days[-1]))
-        return self._days[k]
+        with self._lock:
+            while len(self._days) <= k:
+                self._days.append(krx_calendar().next_trading_day(self._days[-1]))
+            return self._days[k]
 
     def now(self) -> datetime:
         elapsed = max(0.0, time.monotonic() - self._wall0)

@@ -140,21 +140,21 @@ class DayTape:
         self.cum_value = np.cumsum(self.prices * self.volumes)
         self.run_high = np.maximum.accumulate(self.prices) if n else self.prices.copy()
         self.run_low = np.minimum.accumulate(self.prices) if n else self.prices.copy()
-        hi = np.zeros(n, dtype=np.int64)
-        lo = np.zeros(n, dtype=np.int64)
-        buy = np.zeros(n, dtype=bool)
-        last_dir = True
-        for i in range(n):
-            if i:
-                hi[i] = i if self.prices[i] > self.run_high[i - 1] else hi[i - 1]
-                lo[i] = i if self.prices[i] < self.run_low[i - 1] else lo[i - 1]
-                if self.prices[i] > self.prices[i - 1]:
-                    last_dir = True
-                elif self.prices[i] < self.prices[i - 1]:
-                    last_dir = False
-            else:
-                last_dir = bool(self.prices[0] >= self.base) if n else True
-            buy[i] = last_dir
+        idx = np.arange(n, dtype=np.int64)
+        if n:
+            # index of the print that set the running high/low so far
+            new_high = np.concatenate(([True], self.prices[1:] > self.run_high[:-1]))
+            new_low = np.concatenate(([True], self.prices[1:] < self.run_low[:-1]))
+            hi = np.maximum.accumulate(np.where(new_high, idx, 0))
+            lo = np.maximum.accumulate(np.where(new_low, idx, 0))
+            # tick rule: an uptick is buyer-initiated, a downtick seller-initiated, an unchanged
+            # print keeps the previous direction; the first print compares with the base price
+            step = np.concatenate(([1 if self.prices[0] >= self.base else -1], np.sign(np.diff(self.prices))))
+            last_move = np.maximum.accumulate(np.where(step != 0, idx, 0))
+            buy = step[last_move] > 0
+        else:
+            hi = lo = idx
+            buy = np.zeros(0, dtype=bool)
         self.high_idx, self.low_idx, self.buy_init = hi, lo, buy
         self.cum_buy_cnt = np.cumsum(buy.astype(np.int64))
         self.cum_sell_cnt = np.cumsum((~buy).astype(np.int64))

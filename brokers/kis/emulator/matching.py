@@ -37,11 +37,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime
 from typing import Callable, Iterable, Literal
 
-from brokers.kis.protocol import BUY, ORD_DVSN, PAPER_EXCHANGES, PAPER_ORD_DVSN, SELL, Env
+from brokers.kis.protocol import BUY, ORD_DVSN, PAPER_EXCHANGES, PAPER_ORD_DVSN, Env
 from brokers.kis.emulator.marketdata import BarStore, DayTape, Quote, book_levels
 from market.calendar import KST, krx_calendar, settlement_date
 from market.costs import CostModel
@@ -656,13 +655,6 @@ class Engine:
             self.sink(events)
 
 
-def next_day_start(d: date) -> datetime:
-    return datetime.combine(krx_calendar().next_trading_day(d), datetime.min.time(), KST)
-
-
-def as_decimal_rate(pct: float | Decimal) -> Decimal:
-    return Decimal(str(pct)) / Decimal(100)
-
 
 __all__ = ["Account", "Engine", "Event", "MatchingRules", "NoticeEvent", "Order", "OrderError", "Position",
-           "Settlement", "TradeEvent", "next_day_start", "timedelta"]
+           "Settlement", "TradeEvent"]

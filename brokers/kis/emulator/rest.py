@@ -29,7 +29,8 @@ from brokers.kis.protocol import Api, Env
 from brokers.kis.emulator.auth import App, AuthError, AuthRegistry, gateway_error
 from brokers.kis.emulator.clock import Clock
 from brokers.kis.emulator.frames import book, pct, price_sign
-from brokers.kis.emulator.matching import BUY, SELL, Engine, Order, OrderError
+from brokers.kis.emulator.matching import Engine, Order, OrderError
+from brokers.kis.protocol import BUY, SELL
 from market.calendar import KST, krx_calendar
 from market.ticks import tick_size
 
@@ -623,7 +624,6 @@ class RestService:
             bars = _resample(bars, period)
         bars = bars[(bars.index.date >= d1) & (bars.index.date <= d2)]
         rows = []
-        closes = list(bars["close"])
         dates = list(bars.index)
         prev_close_all = _prev_closes(eng, code, bars)
         for k in range(len(bars) - 1, max(len(bars) - 1 - P.DAILY_CHART_MAX_ROWS, -1), -1):
@@ -635,7 +635,6 @@ class RestService:
                          "flng_cls_code": "00", "prtt_rate": "0.00", "mod_yn": "N",
                          "prdy_vrss_sign": price_sign(c, prev, 0, 0) if prev else P.PRICE_SIGN_FLAT,
                          "prdy_vrss": _s(c - prev if prev else 0), "revl_issu_reas": ""})
-        del closes
         return self._quote_ok(req, output1=_chart_summary(code, q, eng), output2=rows)
 
     def _minute_rows(self, code: str, d: date, cutoff: datetime, limit: int) -> list[dict[str, str]]:

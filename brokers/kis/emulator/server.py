@@ -29,6 +29,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 from decimal import Decimal
@@ -116,6 +117,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    request_queue_size = 128  # many keys connecting at once must not overflow the listen backlog
 
     def __init__(self, addr: tuple[str, int], handler: type, emulator: "Emulator", env: Env | None) -> None:
         self.emulator = emulator
@@ -151,6 +153,7 @@ class _RestHandler(BaseHTTPRequestHandler):
     server_version = "KIS-Emulator"
     sys_version = ""
     timeout = 60
+    disable_nagle_algorithm = True  # with keep-alive, Nagle + delayed ACK would add ~40 ms per reply
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stdlib logging
@@ -175,9 +178,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(data)
+        self.flush_headers()  # status line, headers and body in one send()
 
     def _swallow(self, hold_s: float) -> None:
         """Hold the request open, then close the socket without a reply (a client-side timeout)."""
@@ -227,7 +230,14 @@ class _RestHandler(BaseHTTPRequestHandler):
         f = faults.take_rest("delay", path, before=True)
         if f is not None:
             self.server.stop_event.wait(f.seconds)
-        resp: RestResponse = emu.rest.handle(req)
+        try:
+            resp: RestResponse = emu.rest.handle(req)
+        except Exception:  # noqa: BLE001 - a bug must answer like a gateway error, not kill the socket
+            log.exception("internal error on %s %s", self.command, path)
+            body = {"rt_cd": "1", "msg_cd": "EMU99999", "msg1": "에뮬레이터 내부 오류입니다."}
+            self._write(500, body)
+            emu._log_request(env, self.command, path, label, self.headers.get("appkey"), 500, "EMU99999", t0)
+            return
         try:
             f = faults.take_rest("timeout", path, after_accept=True)
             if f is not None:
@@ -248,6 +258,9 @@ class _RestHandler(BaseHTTPRequestHandler):
                 deadline = time.monotonic() + 2.0
                 for item in delivered:
                     item.delivered.wait(max(0.0, deadline - time.monotonic()))
+            if isinstance(resp.body, dict) and isinstance(resp.body.get("output"), dict) \
+                    and "ODNO" in resp.body["output"]:
+                emu._trace("reply", str(resp.body["output"]["ODNO"]))  # before the bytes leave
             self._write(resp.status, resp.body, resp.headers)
         finally:
             if resp.held is not None:
@@ -267,7 +280,7 @@ class _AdminHandler(_RestHandler):
             if not isinstance(args, dict):
                 raise ValueError("JSON object expected")
             status, body = emu.admin(self.command, urlsplit(self.path).path, args)
-        except (ValueError, TypeError, KeyError, OrderError) as exc:
+        except (ValueError, TypeError, KeyError, RuntimeError, OrderError) as exc:
             status, body = 400, {"ok": False, "error": str(getattr(exc, "key", exc))}
         self._write(status, body)
 
@@ -312,6 +325,7 @@ class Emulator:
         self.auth = AuthRegistry(self.clock, AuthSettings(
             lifetime_s=t.lifetime_s, reuse_window_s=t.reuse_window_s, issue_interval_s=t.issue_interval_s,
             approval_lifetime_s=t.approval_lifetime_s, rate_limit_enabled=cfg.rate_limit.enabled,
+            rate_time_base=cfg.rate_limit.time_base,
             rate={e: env_cfg[e].rate_limit_per_sec or P.REST_RATE_LIMIT_PER_SEC[e] for e in Env},
             burst={e: env_cfg[e].rate_limit_burst for e in Env}))
         self.accounts: dict[Env, Account] = {}
@@ -349,6 +363,12 @@ class Emulator:
         self._stop = threading.Event()
         self._started = False
         self.pump_stats = {"iterations": 0, "max_lag_s": 0.0, "last_lag_s": 0.0, "max_busy_s": 0.0}
+        self.trace: deque[tuple[str, str, float]] = deque(maxlen=2000)
+        """(kind, detail, perf_counter) of REST replies written and notices written to sockets, in
+        the order they happened — lets tests check "notice before reply" without timing guesses."""
+
+    def _trace(self, kind: str, detail: str) -> None:
+        self.trace.append((kind, detail, time.perf_counter()))
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -395,7 +415,7 @@ class Emulator:
 
         for env in self.envs:
             hub = WsHub(env, self.auth, self._ws_settings, clock_text=lambda: self.clock.now().strftime("%Y%m%d%H%M%S"),
-                        on_streams_changed=self._streams_changed)
+                        on_streams_changed=self._streams_changed, trace=self._trace)
             port = self.config.ports.ws_real if env is Env.REAL else self.config.ports.ws_paper
             server = await serve(hub.handler, host, port, ping_interval=None, max_queue=64,
                                  compression=None)

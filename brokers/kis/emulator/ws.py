@@ -75,12 +75,14 @@ class WsHub:
     """Sessions and subscriptions of one environment's WebSocket listener."""
 
     def __init__(self, env: P.Env, auth: AuthRegistry, settings: WsSettings, *,
-                 clock_text: Callable[[], str], on_streams_changed: Callable[[], None]) -> None:
+                 clock_text: Callable[[], str], on_streams_changed: Callable[[], None],
+                 trace: Callable[[str, str], None] | None = None) -> None:
         self.env = env
         self.auth = auth
         self.settings = settings
         self.clock_text = clock_text
         self.on_streams_changed = on_streams_changed
+        self.trace = trace or (lambda kind, detail: None)
         self.notice_tr = P.notice_tr_for(env)
         self.sessions: set[Session] = set()
         self.by_app: dict[str, Session] = {}
@@ -170,6 +172,7 @@ class WsHub:
         def done() -> None:
             pending["n"] -= 1
             if pending["n"] <= 0:
+                self.trace("notice", item.record[2])
                 item.delivered.set()
 
         for s in sessions:
