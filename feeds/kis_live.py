@@ -54,9 +54,11 @@ def bar_minutes(bar: str) -> int | None:
 class BarBuilder:
     """Ticks in, finished bars out; pure (no queues, no clock of its own)."""
 
-    def __init__(self, minutes: int | None) -> None:
+    def __init__(self, minutes: int | None, daily_grace: timedelta = timedelta(seconds=60)) -> None:
         self.minutes = minutes
+        self.daily_grace = daily_grace
         self.current: dict[str, Any] | None = None
+        self.last_closed: datetime | None = None   # ticks for this bucket or earlier are late: ignored
 
     def bucket(self, when: datetime) -> datetime:
         local = when.astimezone(KST).replace(tzinfo=None)
@@ -68,16 +70,20 @@ class BarBuilder:
     def bar_end(self, start: datetime) -> datetime:
         """Aware end of a bar (daily: the session close)."""
         if self.minutes is None:
-            return schedule(start.date()).close if krx_calendar().is_trading_day(start.date()) \
+            # the closing auction prints at 15:30 plus a random end of up to 30 s (RULES.md §3)
+            return schedule(start.date()).close + self.daily_grace if krx_calendar().is_trading_day(start.date()) \
                 else datetime.combine(start.date(), datetime.max.time(), KST)
         return (start + timedelta(minutes=self.minutes)).replace(tzinfo=KST)
 
     def add(self, when: datetime, price: float, volume: int) -> dict[str, Any] | None:
         """Add a tick; returns the bar it closed, if any."""
         b = self.bucket(when)
+        if self.last_closed is not None and b <= self.last_closed:
+            return None  # a late tick of a bar already closed (e.g. after a reconnect)
         done = None
         if self.current is not None and b > self.current["datetime"]:
             done, self.current = self.current, None
+            self.last_closed = done["datetime"]
         if self.current is None:
             self.current = {"datetime": b, "open": price, "high": price, "low": price, "close": price,
                             "volume": int(volume)}
@@ -90,6 +96,7 @@ class BarBuilder:
     def close_if_due(self, now: datetime) -> dict[str, Any] | None:
         if self.current is not None and now >= self.bar_end(self.current["datetime"]):
             done, self.current = self.current, None
+            self.last_closed = done["datetime"]
             return done
         return None
 
@@ -194,6 +201,8 @@ class KISData(bt.feed.DataBase):
             bar = self._drain(block=True) or self._due(self.store.now())
         if bar is None:
             return None
+        if self._last_delivered is not None and bar["datetime"] <= self._last_delivered:
+            return None  # never deliver time backwards (history already covered this bucket)
         return self._deliver(self._finish_bar(bar))
 
     def _drain(self, block: bool):
@@ -244,8 +253,6 @@ class KISData(bt.feed.DataBase):
 
     def _deliver(self, bar: dict[str, Any]) -> bool:
         ts = bar["datetime"]
-        if self._last_delivered is not None and ts <= self._last_delivered:
-            return None  # an out-of-order or repeated bucket: never deliver time backwards
         self._last_delivered = ts
         self.lines.datetime[0] = bt.date2num(ts)
         for name in OHLCV:

@@ -87,6 +87,7 @@ class TargetStrategy(bt.Strategy):
         self._last_value: float | None = None
         self._last_refusal: dict[str, str] = {}
         self._stop_ordered: dict[str, int] = {}   # code -> ref of its stop-loss sale
+        self._live_feeds: set[str] = set()
 
     def start(self) -> None:
         """Sync with the broker before the first bar, then ``on_start``.
@@ -120,8 +121,30 @@ class TargetStrategy(bt.Strategy):
         # feeds that start later (listings) must not hold back the others
         self.next()
 
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        """Live feeds report DELAYED while they replay history and LIVE once bars are real."""
+        if data.islive():
+            if status == data.LIVE:
+                self._live_feeds.add(data._name)
+            elif status == data.DELAYED:
+                self._live_feeds.discard(data._name)
+            if status in (data.CONNBROKEN, data.DISCONNECTED, data.LIVE):
+                self.event("feed", f"{data._getstatusname(status)}", data._name)
+
+    @property
+    def warming_up(self) -> bool:
+        """True while a live feed still replays history: the strategy watches but does not trade.
+
+        In a backtest every bar is tradable; on KIS the history bars before the first live bar only
+        warm up indicators and Data2 — orders decided on them would be orders about the past.
+        """
+        live = [d for d in self.datas if d.islive()]
+        return bool(live) and len(self._live_feeds) < len(live)
+
     def next(self) -> None:
         self._start_of_bar()
+        if self.warming_up:
+            return
         self.on_bar()
         self.check()
 

@@ -49,7 +49,7 @@ from brokers.kis.store import KISStore, OrderRequest
 from brokers.sim import ORDER_REASON, KRXCommInfo
 from market.calendar import KST, krx_calendar
 from market.costs import CostModel
-from market.limits import PriceBand
+from market.limits import PriceBand, price_band
 from market.sessions import schedule
 from market.ticks import Market, is_on_tick, round_to_tick
 
@@ -81,6 +81,7 @@ class LiveOrder:
     unknown_since: float | None = None
     submitted_at: datetime | None = None
     replacement: dict[str, Any] | None = None   # pending revise: {"price", "qty", "new_order"}
+    reserve: float = 0.0             # KRW per share reserved while a buy works (market: the upper limit)
 
     @property
     def remaining(self) -> int:
@@ -124,6 +125,7 @@ class KISBroker(bt.BrokerBase):
         self._by_odno: dict[int, LiveOrder] = {}         # KIS order number (as int) -> LiveOrder
         self._held: dict[int, list[tuple[float, Any]]] = collections.defaultdict(list)
         self._quotes: dict[tuple[str, date], DayQuote] = {}
+        self._next_bands: dict[tuple[str, date, str], PriceBand] = {}
         self._datas: dict[str, bt.AbstractDataBase] = {}
         self._comminfo: dict[str, KRXCommInfo] = {}
         self._rebuilt: list[dict[str, Any]] = []
@@ -229,7 +231,24 @@ class KISBroker(bt.BrokerBase):
         return q
 
     def session_band(self, data) -> PriceBand:
-        return self._quote(data._name).band
+        """The band of the session an order placed now would work in.
+
+        During the day that is today's band as KIS reports it (``stck_mxpr``/``stck_llam``). After the
+        close (a daily strategy deciding on the day's bar) the order waits for the next session, whose
+        base price is today's close: the band is computed with KRX's rule from it.
+        """
+        now = self.store.now().astimezone(KST)
+        day = now.date()
+        cal = krx_calendar()
+        if cal.is_trading_day(day) and now < schedule(day).close:
+            return self._quote(data._name).band
+        key = (data._name, day, "next")
+        band = self._next_bands.get(key)
+        if band is None:
+            base = float(data.close[0]) if len(data) else float(self.store.client.quote(data._name).price)
+            band = price_band(int(round(base)), cal.next_trading_day(day), self.market_of(data))
+            self._next_bands[key] = band
+        return band
 
     def reserve_price(self, data, exectype, price) -> float:
         if exectype in (None, bt.Order.Market, bt.Order.Close) or price is None:
@@ -238,13 +257,9 @@ class KISBroker(bt.BrokerBase):
 
     def available_cash(self) -> float:
         rate = float(self.cost_model.commission_rate)
-        reserved = sum(lo.remaining * (lo.price or self._reserve_of(lo)) * (1 + rate)
+        reserved = sum(lo.remaining * lo.reserve * (1 + rate)
                        for lo in self._orders.values() if lo.side == BUY and lo.state != "final")
         return self.cash - reserved
-
-    def _reserve_of(self, lo: LiveOrder) -> float:
-        q = self._quotes.get((lo.code, self.store.today()))
-        return float(q.band.upper) if q else float(lo.order.created.price or 0)
 
     def pending_sell_qty(self, data) -> int:
         code = data._name
@@ -324,7 +339,8 @@ class KISBroker(bt.BrokerBase):
         intent = self.store.journal.new_intent(code=code, side=side, qty=qty, price=price, ord_dvsn=ord_dvsn,
                                                bt_ref=order.ref, session_day=day,
                                                replaces=order.info.get("replaces_intent"))
-        lo = LiveOrder(order, intent.id, code, side, qty, price, ord_dvsn, submitted_at=self.store.now())
+        lo = LiveOrder(order, intent.id, code, side, qty, price, ord_dvsn, submitted_at=self.store.now(),
+                       reserve=float(price or band.upper) if side == BUY else 0.0)
         self._orders[order.ref] = lo
         order.submit(self)
         self.notify(order)
@@ -418,6 +434,7 @@ class KISBroker(bt.BrokerBase):
         if (self._check_due and now - self._last_check >= self.p.reconcile_debounce_s and not self._in_flight()) \
                 or now - self._last_check >= self.p.reconcile_every_s:
             self.reconcile()
+        self.store.mark_loop()
 
     def _in_flight(self) -> bool:
         return any(lo.state in ("sending", "unknown") for lo in self._orders.values())
@@ -485,7 +502,8 @@ class KISBroker(bt.BrokerBase):
                                                ord_dvsn=LIMIT_DVSN if rep["price"] else MARKET_DVSN,
                                                bt_ref=new.ref, session_day=self.store.today(), replaces=lo.intent_id)
         nlo = LiveOrder(new, intent.id, lo.code, lo.side, rep["qty"], rep["price"], intent.ord_dvsn,
-                        submitted_at=self.store.now())
+                        submitted_at=self.store.now(),
+                        reserve=float(rep["price"] or self.session_band(new.data).upper) if lo.side == BUY else 0.0)
         self._orders[new.ref] = nlo
         new.submit(self)
         self.notify(new)
@@ -865,7 +883,8 @@ class KISBroker(bt.BrokerBase):
             order.addcomminfo(self.getcommissioninfo(data))
             order.addinfo(recovered=True, odno=int(row.odno))
             lo = LiveOrder(order, intent.id, intent.code, intent.side, int(row.remaining_qty), intent.price,
-                           intent.ord_dvsn, odno=int(row.odno), branch=row.branch or "", state="sent")
+                           intent.ord_dvsn, odno=int(row.odno), branch=row.branch or "", state="sent",
+                           reserve=float(intent.price or self.session_band(data).upper) if intent.side == BUY else 0.0)
             self._orders[order.ref] = lo
             self._by_odno[int(row.odno)] = lo
             order.submit(self)

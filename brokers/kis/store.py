@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from brokers.kis.account import AccountManager
@@ -75,6 +75,11 @@ class KISStore:
         self._sleep = sleep
         self.last_trade_time: datetime | None = None
         self.connected = threading.Event()
+        # progress counters (the monitor shows them; tests wait on them instead of sleeping)
+        self._progress = threading.Condition()
+        self.pings = 0             # PINGPONG frames seen: everything sent before one has arrived
+        self.loops = 0             # broker.next() turns completed
+        self._outstanding = 0      # requests queued or being sent (decremented after their event is queued)
 
     # ------------------------------------------------------------------ backtrader Store protocol
     def getbroker(self, **kwargs):
@@ -109,7 +114,8 @@ class KISStore:
         self._worker.start()
         if self._ws_factory is not None:
             self.ws = self._ws_factory(on_trade=self._on_trade, on_notice=self._on_notice,
-                                       on_state=self._on_state, on_reconnected=self._on_reconnected)
+                                       on_state=self._on_state, on_reconnected=self._on_reconnected,
+                                       on_ping=self._on_ping)
             self.ws.subscribe_notices()
             for code in list(self.tick_queues):
                 self.ws.subscribe_trades(code)
@@ -149,9 +155,33 @@ class KISStore:
     def _on_reconnected(self) -> None:
         self.events.put(("reconnected", None))
 
+    def _on_ping(self, _stamp: str = "") -> None:
+        with self._progress:
+            self.pings += 1
+            self._progress.notify_all()
+
+    # ------------------------------------------------------------------ progress (monitor, tests)
+    def mark_loop(self) -> None:
+        """Called by the broker at the end of each ``next()``."""
+        with self._progress:
+            self.loops += 1
+            self._progress.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` holds (re-evaluated on every ping and broker turn)."""
+        with self._progress:
+            return self._progress.wait_for(predicate, timeout)
+
+    def idle(self) -> bool:
+        """Nothing received is waiting to be applied and no request is on its way to KIS."""
+        return (self._outstanding == 0 and self.events.empty()
+                and all(q.empty() for q in self.tick_queues.values()))
+
     # ------------------------------------------------------------------ order worker
     def send(self, request: OrderRequest) -> None:
         """Queue a REST order/cancel/revise for the worker thread."""
+        with self._progress:
+            self._outstanding += 1
         self._requests.put(request)
 
     def _work(self) -> None:
@@ -176,6 +206,10 @@ class KISStore:
             except Exception as exc:  # a bug must not kill the worker: report it as a failure
                 log.exception("order worker: unexpected error")
                 self.events.put(("failed", (req, exc)))
+            finally:
+                with self._progress:
+                    self._outstanding -= 1
+                    self._progress.notify_all()
 
     def _call(self, req: OrderRequest):
         c = self.client
@@ -190,8 +224,9 @@ class KISStore:
     def _lookup_after_timeout(self, req: OrderRequest):
         """Find the order a timed-out POST may have placed: same code/side/qty/price, a number we
         do not know yet, placed at or after the POST. Never re-sends anything."""
-        day = (req.submitted_at or self.now()).date()
-        since = (req.submitted_at.strftime("%H%M%S") if req.submitted_at else "000000")
+        when = (req.submitted_at or self.now()).astimezone(KST)
+        day = when.date()
+        since = (when - timedelta(seconds=60)).strftime("%H%M%S") if when.hour or when.minute else "000000"
         for attempt in range(self.timeout_lookups):
             try:
                 rows = self.client.daily_orders(day, day, code=req.code)
@@ -201,7 +236,7 @@ class KISStore:
             known = req.known_odnos() if req.known_odnos else set()
             for row in rows:
                 if (row.side == req.side and int(row.qty) == int(req.qty) and int(row.price) == int(req.price)
-                        and int(row.odno) not in known and str(row.ord_time) >= since[:4]):
+                        and int(row.odno) not in known and str(row.ord_time) >= since):
                     return row
             if attempt + 1 < self.timeout_lookups:
                 self._sleep(self.lookup_wait_s)
