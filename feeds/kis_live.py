@@ -180,6 +180,10 @@ class KISData(bt.feed.DataBase):
             log.warning("%s: history backfill failed: %s", self.code, exc)
             return pd.DataFrame(columns=list(OHLCV))
         frame.index = pd.DatetimeIndex(frame.index)
+        if self._minutes is not None and len(frame):
+            # the chart includes the minute in progress: that bar is not finished, the live ticks finish it
+            current = self._builder.bucket(self.store.now())
+            frame = frame[frame.index < pd.Timestamp(current)]
         return frame
 
     # ------------------------------------------------------------------ bars

@@ -34,6 +34,7 @@ from market.calendar import KST, krx_calendar
 from market.sessions import schedule
 
 WAIT = 30.0  # seconds: a failure guard only; a healthy step settles in milliseconds
+RUNNING: list["Trader"] = []   # traders still running; tests/live/conftest.py closes them after each test
 
 
 def emulator_config(**overrides: Any) -> EmulatorConfig:
@@ -120,6 +121,14 @@ class Trader:
         self.step_to(sched.close + timedelta(minutes=1, seconds=1))  # daily bar closes, strategy decides
         self.step_to(sched.close + timedelta(minutes=2))             # DAY orders confirmed and expired
 
+    def close(self) -> None:
+        """Stop the session (if still running) and wait for its thread."""
+        if self.thread.is_alive():
+            self.session.stop()
+            self.thread.join(WAIT)
+        if self in RUNNING:
+            RUNNING.remove(self)
+
     def finish(self) -> None:
         self.thread.join(WAIT)
         self._check_alive(allow_stopped=True)
@@ -133,11 +142,11 @@ class Trader:
 
 
 def start_trader(emu: Emulator, cfg: AppConfig, tmp_path: Path, until: datetime,
-                 journal_url: str | None = None, qcheck: float = 0.02) -> Trader:
+                 journal_url: str | None = None, qcheck: float = 0.02, **client_kw: Any) -> Trader:
     creds = emu.credentials("paper")
     c = Credentials.from_mapping(creds.as_dict())
     client = KISClient(c, "paper", creds.rest_url, token_cache=tmp_path / "token.json", wallclock=emu.now,
-                       requests_per_second=1000)
+                       **{"requests_per_second": 1000, **client_kw})
 
     def ws_factory(**callbacks):
         return KISWebSocket(creds.ws_url, client.approval_key, "paper", creds.hts_id, wallclock=emu.now,
@@ -160,6 +169,7 @@ def start_trader(emu: Emulator, cfg: AppConfig, tmp_path: Path, until: datetime,
     thread = threading.Thread(target=target, name="trader", daemon=True)
     thread.start()
     trader = Trader(emu, session, thread, journal, error)
+    RUNNING.append(trader)
     assert session.store.connected.wait(WAIT) or error, "the WebSocket never connected"
     trader._check_alive()
     return trader
@@ -183,3 +193,54 @@ def trading_days(first, count: int) -> list:
 
 def at(day, hh: int, mm: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=KST)
+
+
+class Scripted:
+    """A trader running ``scripted.Commands`` on 1-minute bars: ``do(fn)`` runs ``fn(strategy)`` on
+    cerebro's thread at the next bar and returns its result."""
+
+    def __init__(self, trader: Trader, commands, results, day) -> None:
+        self.trader, self.commands, self.results, self.day = trader, commands, results, day
+        self.minute = schedule(day).open + timedelta(minutes=1)
+
+    @property
+    def strategy(self):
+        return self.trader.session.cerebro.runningstrats[0]
+
+    def tick(self, minutes: int = 1) -> None:
+        self.minute += timedelta(minutes=minutes)
+        self.trader.step_to(self.minute)
+
+    def skip(self, minutes: int) -> None:
+        """Move the market on without waiting for the trader (it may be disconnected)."""
+        self.minute += timedelta(minutes=minutes)
+        self.trader.emu.advance_to(self.minute)
+
+    def do(self, fn):
+        import queue as _q
+        self.commands.put(fn)
+        self.tick()
+        try:
+            result = self.results.get(timeout=WAIT)
+        except _q.Empty:
+            raise AssertionError("the command never ran (no bar?)") from None
+        if isinstance(result, BaseException):
+            raise result
+        self.trader.settle()
+        return result
+
+
+def start_scripted(emu: Emulator, tmp_path: Path, codes: list[str], day, *, kis: dict[str, Any] | None = None,
+                   risk: dict[str, Any] | None = None, **client_kw: Any) -> Scripted:
+    import queue as _q
+
+    commands, results = _q.Queue(), _q.Queue()
+    cfg = app_config({"name": "scripted:Commands", "params": {"commands": commands, "results": results}}, codes,
+                     broker={"mode": "paper", "cash": 50_000_000,
+                             "kis": {"bar": "1min", "order_window": "extended", "reconcile_every_s": 3600,
+                                     **(kis or {})}},
+                     risk=risk or {"limits": {"max_position_pct": 100, "max_exposure_pct": 100}})
+    trader = start_trader(emu, cfg, tmp_path, until=schedule(day).close + timedelta(minutes=5), **client_kw)
+    s = Scripted(trader, commands, results, day)
+    trader.step_to(s.minute)
+    return s
