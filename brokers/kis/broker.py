@@ -82,6 +82,8 @@ class LiveOrder:
     submitted_at: datetime | None = None
     replacement: dict[str, Any] | None = None   # pending revise: {"price", "qty", "new_order"}
     reserve: float = 0.0             # KRW per share reserved while a buy works (market: the upper limit)
+    credit: int = 0                  # shares booked from inquire-daily-ccld whose notices may still come
+    credit_until: datetime | None = None   # KIS's count was as of this moment
 
     @property
     def remaining(self) -> int:
@@ -642,8 +644,20 @@ class KISBroker(bt.BrokerBase):
                              journal_state="CANCELLED")
             return
         # a fill: the notice's own quantity and price (no cumulative quantity on the wire)
-        self._apply_fill(lo, int(n.qty), float(n.price), n.time,
-                         key=f"n|{int(n.odno)}|{n.time:%Y%m%d%H%M%S}|{int(n.qty)}|{int(n.price)}")
+        key = f"n|{int(n.odno)}|{n.time:%Y%m%d%H%M%S}|{int(n.qty)}|{int(n.price)}"
+        qty = int(n.qty)
+        if lo.credit and lo.credit_until is not None and n.time <= lo.credit_until:
+            # a fill from before the moment KIS's own count was booked (a notice held back or
+            # reordered): it settles that credit instead of being booked a second time. Fills after
+            # that moment are new; notices lost in a disconnect simply never claim their credit.
+            used = min(lo.credit, qty)
+            lo.credit -= used
+            qty -= used
+            self.store.journal.log("notice", f"late fill notice matched {used} recovered sh", odno=str(lo.odno),
+                                   intent_id=lo.intent_id, payload={"key": key})
+            if not qty:
+                return
+        self._apply_fill(lo, qty, float(n.price), n.time, key=key)
 
     # ------------------------------------------------------------------ fills and the book
     def _apply_fill(self, lo: LiveOrder, qty: int, price: float, when: datetime, key: str, source: str = "notice",
@@ -706,8 +720,11 @@ class KISBroker(bt.BrokerBase):
             return
         price = (kis_avg * kis_filled - lo.filled_value) / missing if kis_avg else lo.order.created.price
         self.recovered_fills += 1
+        before = lo.filled
         self._apply_fill(lo, missing, round(price, 4), self.store.now(), key=f"r|{lo.odno}|{kis_filled}",
                          source="recovered", book=book)
+        lo.credit += lo.filled - before
+        lo.credit_until = self.store.now()
 
     def _confirm_with_kis(self, los: list[LiveOrder], reason: str, finalize: bool = True) -> None:
         """Bring orders in line with ``inquire-daily-ccld``: recover fills; finish what KIS finished."""
@@ -877,8 +894,9 @@ class KISBroker(bt.BrokerBase):
                 self.alert("orphan_order", f"open order {row.odno} for {intent.code}: no data feed for that code")
                 continue
             cls = bt.BuyOrder if intent.side == BUY else bt.SellOrder
+            # simulated=True: the feed has no bar yet before the first one, and backtrader would read it
             order = cls(owner=owner, data=data, size=int(row.remaining_qty),
-                        price=intent.price or None,
+                        price=intent.price or None, simulated=True,
                         exectype=bt.Order.Limit if intent.price else bt.Order.Market)
             order.addcomminfo(self.getcommissioninfo(data))
             order.addinfo(recovered=True, odno=int(row.odno))

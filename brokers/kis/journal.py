@@ -238,5 +238,11 @@ class Journal:
             rows = conn.execute(q).mappings().all()
         return [dict(r, ts=_aware(r["ts"]), payload=json.loads(r["payload"] or "{}")) for r in reversed(rows)]
 
+    def event_count(self) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
     def close(self) -> None:
         self.engine.dispose()
