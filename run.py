@@ -202,7 +202,7 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from brokers.kis.emulator.cli import main as emulator_main
 
-    return emulator_main(args.config)
+    return emulator_main(args.config, env_file=Path(args.env_file) if args.env_file else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     emu = sub.add_parser("emulator", help="start the local KIS Open API emulator")
     emu.add_argument("--config", required=True, help="emulator YAML (see configs/emulator.yaml)")
+    emu.add_argument("--env-file", help="also write KIS_APP_KEY/KIS_APP_SECRET/KIS_ACCOUNT/KIS_HTS_ID here "
+                                        "(mode 0600) for run.py paper")
     emu.set_defaults(func=cmd_emulator)
     return p
 

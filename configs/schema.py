@@ -116,6 +116,15 @@ class KISConfig(StrictModel):
     cash_tolerance_krw: int = Field(1_000, ge=0)
     unknown_order_timeout_s: float = Field(60.0, gt=0)
     env_file: Path | None = Field(Path(".env"), description="KEY=VALUE file with KIS_APP_KEY etc. (optional)")
+    clock: Literal["system", "emulator"] = Field(
+        "system", description="exchange time: the machine clock, or the emulator's via admin_url")
+    admin_url: str | None = Field(None, description="the emulator's admin endpoint (clock: emulator)")
+
+    @model_validator(mode="after")
+    def _clock_needs_admin(self) -> "KISConfig":
+        if self.clock == "emulator" and not self.admin_url:
+            raise ValueError("clock 'emulator' needs admin_url (printed by run.py emulator)")
+        return self
 
 
 class BrokerConfig(StrictModel):

@@ -111,6 +111,12 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     from brokers.kis.ws import KISWebSocket
 
     creds = credentials or Credentials.from_env(kis.env_file)
+    if now is None and kis.clock == "emulator":
+        from brokers.kis.clock import AdminClock
+
+        admin = KISClient(creds, env, kis.rest_url, admin_url=kis.admin_url, token_cache=kis.token_cache,
+                          requests_per_second=kis.requests_per_second)
+        now = AdminClock(admin.server_now)
     clock_kw = {"wallclock": now} if now else {}
     if client is None:
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,

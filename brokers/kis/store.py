@@ -79,6 +79,7 @@ class KISStore:
         self._progress = threading.Condition()
         self.pings = 0             # PINGPONG frames seen: everything sent before one has arrived
         self.loops = 0             # broker.next() turns completed
+        self.reconnects = 0        # WebSocket sessions re-established (and resubscribed)
         self._outstanding = 0      # requests queued or being sent (decremented after their event is queued)
 
     # ------------------------------------------------------------------ backtrader Store protocol
@@ -154,6 +155,9 @@ class KISStore:
 
     def _on_reconnected(self) -> None:
         self.events.put(("reconnected", None))
+        with self._progress:
+            self.reconnects += 1
+            self._progress.notify_all()
 
     def _on_ping(self, _stamp: str = "") -> None:
         with self._progress:

@@ -93,7 +93,7 @@ class Trader:
             self._check_alive()
             before = (store.events.qsize(), store.loops, len(self.journal.events()))
             pings = store.pings
-            self.emu.ping_websockets()
+            self.emu.ping_websockets(wait_echo=WAIT)
             assert store.wait_for(lambda: store.pings > pings or not self.thread.is_alive(), WAIT), \
                 "the trader never echoed the PINGPONG barrier"
             assert store.wait_for(lambda: store.idle() or not self.thread.is_alive(), WAIT), \

@@ -61,7 +61,7 @@ class Proc:
         """Ping barrier, then idle for two turns with no new journal entries."""
         for _ in range(30):
             pings = self.last.get("pings", 0)
-            emu.ping_websockets()
+            emu.ping_websockets(wait_echo=WAIT)
             st = self.read(lambda s: s.get("pings", 0) > pings and s["idle"], "the ping barrier")
             loops, events = st["loops"], st["journal_events"]
             st = self.read(lambda s: s["loops"] >= loops + 2, "two more turns")

@@ -42,13 +42,18 @@ def emu_factory(demo):
 
 
 def books(s, code=CODE):
-    """(broker shares, KIS shares, journal fill sum) for ``code``."""
+    """(broker shares, KIS shares, journal fill sum) for ``code``; prints the story when they differ."""
     broker = int(s.trader.broker.positions[code].size)
     kis = s.trader.emu.account_summary("paper")["positions"].get(code, {"qty": 0})["qty"]
     journal = 0
     for f in s.trader.journal.all_fills():
         if f["code"] == code:
             journal += f["qty"] if f["side"] == "buy" else -f["qty"]
+    if not broker == kis == journal:
+        for e in s.trader.journal.events():
+            if e["kind"] in ("notice", "duplicate", "recovered", "reply", "request", "ws"):
+                print(e["ts"].time(), e["kind"], e["message"], e["payload"])
+        print([(f["ts"].time(), f["qty"], f["price"], f["source"], f["fill_key"]) for f in s.trader.journal.all_fills()])
     return broker, kis, journal
 
 
@@ -79,9 +84,11 @@ def test_websocket_dropped_during_partial_fills_loses_and_doubles_nothing(emu_fa
     order = s.do(lambda st: st.buy(data=CODE, size=3_000))
     s.tick()
     before = int(order.executed.size)
+    store = s.trader.store
+    reconnects = store.reconnects
     emu.drop_websockets()
     s.skip(3)                                          # fills happen while the trader is deaf
-    assert s.trader.store.connected.wait(30), "the WebSocket never came back"
+    assert store.wait_for(lambda: store.reconnects > reconnects, 30), "the WebSocket never came back"
     s.trader.settle()
     s.tick()
     after = int(order.executed.size)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,23 +17,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
 
 from brokers.kis.client import Credentials, KISClient  # noqa: E402
+from brokers.kis.clock import AdminClock  # noqa: E402
 from brokers.kis.journal import Journal  # noqa: E402
 from brokers.kis.ws import KISWebSocket  # noqa: E402
 from configs.schema import parse_config  # noqa: E402
 from engine.live import build_live_session  # noqa: E402
-
-
-class AdminClock:
-    """The emulator's clock, read at most every ``ttl`` seconds (stepped: it only moves when told)."""
-
-    def __init__(self, client: KISClient, ttl: float = 0.01) -> None:
-        self.client, self.ttl, self._at, self._now = client, ttl, 0.0, None
-
-    def __call__(self) -> datetime:
-        if self._now is None or time.monotonic() - self._at > self.ttl:
-            self._now = self.client.server_now()
-            self._at = time.monotonic()
-        return self._now
 
 
 def main() -> int:
@@ -42,7 +29,7 @@ def main() -> int:
     creds = Credentials.from_mapping(spec["credentials"])
     admin = KISClient(creds, "paper", spec["rest_url"], admin_url=spec["admin_url"],
                       token_cache=Path(spec["token_cache"]), requests_per_second=1000)
-    now = AdminClock(admin)
+    now = AdminClock(admin.server_now, ttl=0.01)
     client = KISClient(creds, "paper", spec["rest_url"], token_cache=Path(spec["token_cache"]), wallclock=now,
                        requests_per_second=1000)
 

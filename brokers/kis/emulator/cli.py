@@ -56,8 +56,21 @@ def banner(emu: Any) -> dict[str, Any]:
     return out
 
 
+def write_env_file(emu: Any, path: Path) -> None:
+    """KIS_APP_KEY & co. for ``run.py paper`` (file mode 0600: the keys are secrets, even emulated)."""
+    c = emu.credentials()
+    text = (f"KIS_APP_KEY={c.appkey}\nKIS_APP_SECRET={c.appsecret}\n"
+            f"KIS_ACCOUNT={c.cano}-{c.acnt_prdt_cd}\nKIS_HTS_ID={c.hts_id}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.touch(mode=0o600)
+    tmp.chmod(0o600)
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def main(config_path: str, *, stop_event: threading.Event | None = None,
-         loader: Callable[[DataConfig], tuple[dict, dict, dict]] = load_bars) -> int:
+         loader: Callable[[DataConfig], tuple[dict, dict, dict]] = load_bars, env_file: Path | None = None) -> int:
     """Start, print the banner line, serve until SIGINT/SIGTERM (or ``stop_event``), stop cleanly."""
     try:
         cfg = load_emulator_config(Path(config_path))
@@ -78,6 +91,8 @@ def main(config_path: str, *, stop_event: threading.Event | None = None,
     logger = logging.getLogger("krx_trader.emulator")
     try:
         emu.start()
+        if env_file is not None:
+            write_env_file(emu, env_file)
         sys.stdout.write(json.dumps(banner(emu), ensure_ascii=False) + "\n")
         sys.stdout.flush()
         logger.addHandler(handler)  # only after the banner: it must stay the first line

@@ -589,14 +589,21 @@ class Emulator:
 
         return int(self._in_loop(go()))
 
-    def ping_websockets(self, env: Env | str | None = None) -> int:
-        """Run one PINGPONG round now; returns how many silent sessions were dropped."""
+    def ping_websockets(self, env: Env | str | None = None, wait_echo: float | None = None) -> int:
+        """Run one PINGPONG round now; returns how many silent sessions were dropped.
+
+        ``wait_echo`` (seconds): also wait until every session has echoed this round's ping, so
+        the round can serve as an ordering barrier (frames sent before it have been read)."""
         envs = self.envs if env is None else [self._env(env)]
 
         async def go() -> int:
-            return sum([await self.hubs[e].ping_round() for e in envs])
+            dropped = sum([await self.hubs[e].ping_round() for e in envs])
+            if wait_echo:
+                for e in envs:
+                    await self.hubs[e].wait_echoes(wait_echo)
+            return dropped
 
-        return int(self._in_loop(go()))
+        return int(self._in_loop(go(), timeout=(wait_echo or 0) + 10.0))
 
     def expire_tokens(self, appkey: str | None = None) -> int:
         return self.auth.expire_tokens(appkey)

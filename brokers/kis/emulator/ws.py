@@ -90,6 +90,7 @@ class WsHub:
         self.frames_sent = 0
         self.records_sent = 0
         self._ping_task: asyncio.Task | None = None
+        self._pong = asyncio.Event()   # set whenever a session echoes PINGPONG (or goes away)
 
     # ---- public (loop thread) --------------------------------------------------------------
 
@@ -122,6 +123,24 @@ class WsHub:
             s.awaiting_pong = True
             s.queue.put_nowait((text, None))
         return dropped
+
+    async def wait_echoes(self, timeout: float) -> bool:
+        """Wait until no open session still owes a PINGPONG echo (False on timeout).
+
+        Lets a test use a ping round as a barrier and start the next round only once the echo is
+        back — a round started earlier would drop the session as silent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(s.awaiting_pong and not s.closed for s in self.sessions):
+            self._pong.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._pong.wait(), remaining)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
     async def drop(self, appkey: str | None = None, abort: bool = True) -> int:
         n = 0
@@ -234,6 +253,7 @@ class WsHub:
         header = msg.get("header") if isinstance(msg.get("header"), dict) else {}
         if header.get("tr_id") == P.PINGPONG:
             s.awaiting_pong = False
+            self._pong.set()
             return
         body = msg.get("body") if isinstance(msg.get("body"), dict) else {}
         inp = body.get("input") if isinstance(body.get("input"), dict) else {}
