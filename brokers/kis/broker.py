@@ -155,8 +155,12 @@ class KISBroker(bt.BrokerBase):
         self._last_check = self._mono()
 
     def stop(self) -> None:
-        self.store.stop()
-        super().stop()
+        # apply what already arrived, so the book and the journal end complete, then close connections
+        try:
+            self._drain()
+        finally:
+            self.store.stop()
+            super().stop()
 
     def add_data(self, data: bt.AbstractDataBase, market: Market | str | None = None) -> None:
         """Register a feed (called by the runner for every code)."""
@@ -687,6 +691,7 @@ class KISBroker(bt.BrokerBase):
             psize, pprice = position.size, position.price
             opened, closed = (size, 0) if lo.side == BUY else (0, size)
         self.last_price[lo.code] = price
+        log.info("fill %s %s %d @ %s (order %s, %s)", lo.side, lo.code, qty, f"{price:,.0f}", lo.odno, source)
         lo.filled += qty
         lo.filled_value += qty * price
         pnl = comminfo.profitandloss(-closed, pprice_orig, price) if closed else 0.0
