@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """The KIS adapter measured against the project's emulator, over real loopback sockets.
 
-    .venv/bin/python bench/live.py [--codes 40] [--day-seconds 120] [--seconds 8] [--orders 20]
+    .venv/bin/python bench/live.py [--codes 39] [--day-seconds 120] [--seconds 8] [--orders 20]
 
 Prints:
 
-1. **tick → strategy**: the emulator streams 40 codes on an accelerated clock (a trading day in
-   ``--day-seconds``); a paper trader (``KISStore``/``KISData``/``KISBroker`` exactly as
-   ``run.py paper`` builds them, 1-minute bars) records, for each bar its strategy receives, the
-   wall time from the arrival of the WebSocket frame that closed the bar to the strategy's
-   ``next()``: p50/p99.
+1. **tick → strategy**: the emulator streams 39 codes (40 subscriptions with the notices) on an
+   accelerated clock (a trading day in ``--day-seconds``); a paper trader (``KISStore``/``KISData``/
+   ``KISBroker`` exactly as ``run.py paper`` builds them, 1-minute bars) records, for each bar its
+   strategy receives, the wall time from the moment the feed completed the bar (the tick of the
+   next minute arrived, or the exchange clock passed the bar's end) to the strategy's ``next()``,
+   indicators included: p50/p99.
 2. **frames/s parsed** by the feed side (``KISWebSocket`` frames and trade records per second).
 3. **order latency**: ``--orders`` market orders placed by the strategy during continuous trading;
    submit → Accepted and submit → Completed, p50/p99 (wall clock).
@@ -70,11 +71,10 @@ class Probe(TargetStrategy):
         self._sent: dict[int, float] = {}
 
     def on_bar(self) -> None:
-        store = self.broker.store
+        now = time.perf_counter()
         for code, data in self.codes_with_bars():
-            arrived = store.bar_closer_arrival.get(code)
-            if arrived:
-                self.bar_latency.append(time.perf_counter() - arrived)
+            if data.bar_closed_at:
+                self.bar_latency.append(now - data.bar_closed_at)
         if len(self.ack) + len(self._sent) < self.p.orders and not self._sent:
             order = self.buy(data=self.p.code, size=1)
             if order is not None:
@@ -128,17 +128,6 @@ def trader_bench(args) -> None:
         session = build_live_session(app, client=client, ws_factory=ws_factory, now=emu.now,
                                      journal=Journal(f"sqlite:///{tmp / 'j.sqlite'}", now=emu.now),
                                      credentials=c, until=start + timedelta(minutes=args.minutes))
-        store = session.store
-        store.bar_closer_arrival = {}
-        original = store._on_trade
-
-        def stamped(trade):
-            # the first trade of a new minute closes the previous bar: remember when it arrived
-            if trade.time.second < 20:
-                store.bar_closer_arrival[trade.code] = time.perf_counter()
-            original(trade)
-
-        store._on_trade = stamped
         for data in session.cerebro.datas:
             data.p.qcheck = 0.01
         t0 = time.perf_counter()
@@ -150,7 +139,7 @@ def trader_bench(args) -> None:
         ws = ws_box[0]
         print(f"trader: {len(codes)} codes streaming, a trading day in {args.day_seconds:g} s, "
               f"{args.minutes} emulated minutes in {wall:.1f} s wall")
-        print(f"tick -> strategy (frame arrival to next()): p50 {pct(probe.bar_latency, .5) * 1e3:.1f} ms, "
+        print(f"tick -> strategy (bar completed to next()): p50 {pct(probe.bar_latency, .5) * 1e3:.1f} ms, "
               f"p99 {pct(probe.bar_latency, .99) * 1e3:.1f} ms over {len(probe.bar_latency)} bars")
         print(f"frames parsed: {ws.stats.frames / wall:,.0f} frames/s, {ws.stats.records / wall:,.0f} trade "
               f"records/s ({ws.stats.frames:,} frames, {ws.stats.records:,} records)")
@@ -204,7 +193,7 @@ def rate_bench(args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--codes", type=int, default=40)
+    ap.add_argument("--codes", type=int, default=39, help="39 codes + the notices = 40 subscriptions")
     ap.add_argument("--day-seconds", type=float, default=390.0, help="wall seconds per emulated trading day")
     ap.add_argument("--minutes", type=int, default=20, help="emulated minutes the trader runs")
     ap.add_argument("--orders", type=int, default=20)

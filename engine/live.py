@@ -136,6 +136,13 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     codes = list(cfg.data.universe or (targets.codes if targets else []))
     if not codes:
         raise ValueError("data.universe: a paper/live run needs the codes to trade (or strategy.targets)")
+    from brokers.kis.protocol import WS_CLIENT_REGISTRATION_BUDGET
+
+    if len(codes) + 1 > WS_CLIENT_REGISTRATION_BUDGET:
+        raise ValueError(f"data.universe: {len(codes)} codes need {len(codes) + 1} WebSocket registrations "
+                         f"(one per code plus the execution notices); the client keeps to "
+                         f"{WS_CLIENT_REGISTRATION_BUDGET} of KIS's 41 per session, so trade at most "
+                         f"{WS_CLIENT_REGISTRATION_BUDGET - 1} codes per process")
     markets = _markets(cfg, codes)
     journal = journal or Journal(kis.journal_url)
     store = KISStore(client, ws_factory, journal, **({"now": now} if now else {}))

@@ -26,6 +26,7 @@ import keyword
 import logging
 import math
 import queue
+import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -140,6 +141,7 @@ class KISData(bt.feed.DataBase):
         self._state = self._ST_HISTORY
         self._last_delivered: datetime | None = None
         self.bars_live = 0
+        self.bar_closed_at: float | None = None   # time.perf_counter() when the latest live bar completed
         if self._minutes is None:
             self._timeframe, self._compression = bt.TimeFrame.Days, 1
         else:
@@ -207,6 +209,7 @@ class KISData(bt.feed.DataBase):
             return None
         if self._last_delivered is not None and bar["datetime"] <= self._last_delivered:
             return None  # never deliver time backwards (history already covered this bucket)
+        self.bar_closed_at = time.perf_counter()
         return self._deliver(self._finish_bar(bar))
 
     def _drain(self, block: bool):
