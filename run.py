@@ -160,12 +160,48 @@ def cmd_session(args: argparse.Namespace) -> int:
     until = datetime.fromisoformat(args.until).replace(tzinfo=KST) if args.until else None
     session = build_live_session(cfg, confirm_live=getattr(args, "confirm_live", False), until=until)
     out = Path(args.out) if args.out else default_out_dir(cfg)
+    server = router = None
     with _run_log(out):
+        if cfg.monitor.enabled:
+            from engine.monitoring import attach_monitor
+
+            client = session.store.client
+            creds = getattr(client, "creds", None)
+            secrets = [getattr(creds, "app_key", ""), getattr(creds, "app_secret", ""), getattr(creds, "cano", "")]
+            server, _source, router = attach_monitor(session, cfg, secrets=[x for x in secrets if x])
+            print(f"monitor: {server.url}", file=sys.stderr)
         print(f"{args.command}: {len(session.codes)} code(s), journal {cfg.broker.kis.journal_url}; "
               "Ctrl-C stops and writes the report", file=sys.stderr)
-        run_until_signal(session)
+        try:
+            run_until_signal(session)
+        finally:
+            if server is not None:
+                server.stop()
+            if router is not None:
+                router.close()
     report = write_report(session.record(), out)
     print(f"Report: {report}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """The dashboard of a journal (after a run, or of a trader running elsewhere), read-only."""
+    import threading
+
+    from analysis.monitor import MonitorServer
+    from brokers.kis.journal import Journal
+    from engine.monitoring import JournalSource
+
+    server = MonitorServer(JournalSource(Journal(args.journal)), host=args.host, port=args.port,
+                           poll_ms=args.poll_ms, title="krx-trader monitor (journal)").start()
+    print(f"monitor: {server.url}", flush=True)
+    stop = threading.Event()
+    import signal as _signal
+
+    for sig in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
     return 0
 
 
@@ -245,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--confirm-live", action="store_true",
                             help="required: this places real orders with real money")
         sp.set_defaults(func=cmd_session)
+
+    mon = sub.add_parser("monitor", help="serve the dashboard of a journal database (read-only)")
+    mon.add_argument("--journal", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/journal.sqlite")
+    mon.add_argument("--host", default="127.0.0.1")
+    mon.add_argument("--port", type=int, default=0)
+    mon.add_argument("--poll-ms", type=int, default=2000)
+    mon.set_defaults(func=cmd_monitor)
 
     emu = sub.add_parser("emulator", help="start the local KIS Open API emulator")
     emu.add_argument("--config", required=True, help="emulator YAML (see configs/emulator.yaml)")

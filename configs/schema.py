@@ -184,6 +184,33 @@ class ReportConfig(StrictModel):
     risk_free_pct: float = Field(0.0, ge=0, le=20, description="annual risk-free rate for Sharpe/Sortino")
 
 
+class AlertsConfig(StrictModel):
+    """Where alerts go besides the log. Secrets (bot token, webhook URLs) are read from the
+    environment variables named here, never written in the config."""
+
+    kinds: list[Literal["fill", "rejection", "reconcile_mismatch", "kill_switch", "disconnect", "error"]] = Field(
+        default_factory=lambda: ["fill", "rejection", "reconcile_mismatch", "kill_switch", "disconnect", "error"])
+    max_per_minute: int = Field(6, ge=1, le=600, description="per kind; the rest is summarised later")
+    disconnect_after_s: float = Field(30.0, gt=0, description="alert when the WebSocket stays down this long")
+    telegram_bot_token_env: str | None = Field(None, description="name of the variable holding the bot token")
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    slack_webhook_env: str | None = Field(None, description="name of the variable holding the Slack webhook URL")
+    webhook_url_env: str | None = Field(None, description="name of the variable holding a generic webhook URL")
+
+
+class MonitorConfig(StrictModel):
+    """The live dashboard every paper/live run serves (and ``run.py monitor`` for a journal)."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="bind address; anything but 127.0.0.1 exposes the controls")
+    port: int = Field(0, ge=0, le=65535, description="0 = any free port (printed at start-up)")
+    poll_ms: int = Field(1000, ge=100, le=60_000, description="how often the page refreshes its data")
+    snapshot_every_s: float = Field(10.0, gt=0, description="how often the state is written to the journal")
+    token: str | None = Field(None, min_length=16, description="fixed control token; default: random per run")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
 class AppConfig(StrictModel):
     """A whole run: data, broker (with the mode switch), strategy, risk and report."""
 
@@ -193,6 +220,7 @@ class AppConfig(StrictModel):
     strategy: StrategyConfig
     risk: RiskConfig = Field(default_factory=RiskConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     @property
     def mode(self) -> str:

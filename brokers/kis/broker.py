@@ -136,7 +136,9 @@ class KISBroker(bt.BrokerBase):
         self._confirm_pending: set[int] = set()   # order refs to confirm with inquire-daily-ccld
         self._expired_day: date | None = None
         self.alerts: list[dict[str, Any]] = []
+        self.listeners: list[Any] = []   # callables(kind, data): the monitor and alert router listen here
         self.recovered_fills = 0
+        self.ws_state = "CONNECTING"
         self._mono = time.monotonic
 
     # ------------------------------------------------------------------ life cycle
@@ -177,6 +179,13 @@ class KISBroker(bt.BrokerBase):
         if code not in self._comminfo:
             self.add_data(data)
         return self._comminfo[code]
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, data)
+            except Exception:  # a listener's bug must not break trading
+                log.exception("broker listener failed on %s", kind)
 
     # ------------------------------------------------------------------ book
     def getcash(self) -> float:
@@ -295,6 +304,8 @@ class KISBroker(bt.BrokerBase):
         order.addinfo(**{ORDER_REASON: reason})
         order.reject(self)
         self.notify(order)
+        self._emit("rejection", code=order.data._name, side=BUY if order.isbuy() else SELL,
+                   qty=int(abs(order.created.size)), reason=reason, ref=order.ref)
         self.store.journal.log("rejected", reason, payload={"ref": order.ref, "code": order.data._name})
         return order
 
@@ -440,6 +451,11 @@ class KISBroker(bt.BrokerBase):
         if (self._check_due and now - self._last_check >= self.p.reconcile_debounce_s and not self._in_flight()) \
                 or now - self._last_check >= self.p.reconcile_every_s:
             self.reconcile()
+        for hook in self.store.on_loop:
+            try:
+                hook()
+            except Exception:  # the monitor must never stop the trader
+                log.exception("loop hook failed")
         self.store.mark_loop()
 
     def _in_flight(self) -> bool:
@@ -569,7 +585,9 @@ class KISBroker(bt.BrokerBase):
     # ---- WebSocket events
     def _on_ws_state(self, payload) -> None:
         name, reason = payload
+        self.ws_state = name
         self.store.journal.log("ws", f"{name} {reason}".strip())
+        self._emit("ws_state", state=name, reason=reason)
 
     def _on_reconnected(self, _payload) -> None:
         self.store.journal.log("ws", "reconnected: recovering missed fills from inquire-daily-ccld")
@@ -717,6 +735,8 @@ class KISBroker(bt.BrokerBase):
             changes["state"] = state
         self.store.journal.update_intent(lo.intent_id, **changes)
         self._check_due = True
+        self._emit("fill", code=lo.code, side=lo.side, qty=qty, price=price, odno=lo.odno, source=source,
+                   commission=commission, tax=tax, time=when)
 
     def _recover_fill(self, lo: LiveOrder, kis_filled: int, kis_avg: float, book: bool = True) -> None:
         """KIS counts more filled shares than we do (a missed notice): book the difference."""
@@ -768,6 +788,8 @@ class KISBroker(bt.BrokerBase):
             lo.order.completed()
         if notify:
             self.notify(lo.order)
+        if status == bt.Order.Rejected:
+            self._emit("rejection", code=lo.code, side=lo.side, qty=lo.qty, reason=reason, ref=lo.order.ref)
         state = journal_state or {bt.Order.Canceled: "CANCELLED", bt.Order.Rejected: "REJECTED",
                                   bt.Order.Expired: "EXPIRED", bt.Order.Completed: "FILLED"}[status]
         self.store.journal.update_intent(lo.intent_id, state=state, reason=reason)
@@ -824,6 +846,7 @@ class KISBroker(bt.BrokerBase):
         self.alerts.append(entry)
         log.error("ALERT %s: %s", kind, message)
         self.store.journal.log("alert", f"{kind}: {message}", payload=payload)
+        self._emit("alert", alert_kind=kind, message=message)
         for strat in getattr(getattr(self, "cerebro", None), "runningstrats", []) or []:
             strat.notify_store("alert", kind=kind, message=message)
 

@@ -80,6 +80,7 @@ class KISStore:
         self.pings = 0             # PINGPONG frames seen: everything sent before one has arrived
         self.loops = 0             # broker.next() turns completed
         self.reconnects = 0        # WebSocket sessions re-established (and resubscribed)
+        self.on_loop: list[Callable[[], None]] = []   # run on cerebro's thread at the end of each broker turn
         self._outstanding = 0      # requests queued or being sent (decremented after their event is queued)
 
     # ------------------------------------------------------------------ backtrader Store protocol
