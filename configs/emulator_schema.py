@@ -13,10 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from configs.schema import ConfigError, DataConfig, StrictModel, format_validation_error
+from configs.schema import (ConfigError, DataConfig, StrictModel, format_validation_error, read_yaml,
+                            resolve_data_paths)
 
 
 class ClockConfig(StrictModel):
@@ -179,31 +179,13 @@ def parse_emulator_config(raw: Any, source: str = "<emulator config>", base: Pat
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     if base is not None:
-        data = cfg.data
-
-        def fix(p: Path | None) -> Path | None:
-            if p is None:
-                return None
-            p = p.expanduser()
-            return p if p.is_absolute() else (base / p).resolve()
-
-        data = data.model_copy(update={"path": fix(data.path), "markets_file": fix(data.markets_file)})
-        url = data.cache_url
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-            data = data.model_copy(update={"cache_url": "sqlite:///" + str(fix(Path(url[len("sqlite:///"):])))})
-        cfg = cfg.model_copy(update={"data": data})
+        cfg = cfg.model_copy(update={"data": resolve_data_paths(cfg.data, base)})
     return cfg
 
 
 def load_emulator_config(path: str | Path) -> EmulatorConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_emulator_config(raw, str(path), base=path.resolve().parent)
+    raw, base = read_yaml(path)
+    return parse_emulator_config(raw, str(path), base=base)
 
 
 __all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MatchingConfig",

@@ -252,21 +252,34 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def resolve_path(p: Path | None, base: Path) -> Path | None:
+    """``p`` with ``~`` expanded and, when relative, anchored at ``base`` (the config file's folder)."""
+    if p is None:
+        return None
+    p = p.expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """A relative SQLite file URL anchored at ``base``; other URLs unchanged."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        return "sqlite:///" + str(resolve_path(Path(url[len("sqlite:///"):]), base))
+    return url
+
+
+def resolve_data_paths(data: DataConfig, base: Path) -> DataConfig:
+    """The data section with its folder, markets file and cache URL anchored at ``base``."""
+    return data.model_copy(update={"path": resolve_path(data.path, base),
+                                   "markets_file": resolve_path(data.markets_file, base),
+                                   "cache_url": resolve_sqlite_url(data.cache_url, base)})
+
+
 def _resolve_paths(cfg: AppConfig, base: Path) -> AppConfig:
     def fix(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = p.expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
+        return resolve_path(p, base)
 
-    def fix_url(url: str) -> str:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-            return "sqlite:///" + str(fix(Path(url[len("sqlite:///"):])))
-        return url
-
-    data = cfg.data.model_copy(update={"path": fix(cfg.data.path), "markets_file": fix(cfg.data.markets_file),
-                                       "cache_url": fix_url(cfg.data.cache_url)})
-    kis = cfg.broker.kis.model_copy(update={"journal_url": fix_url(cfg.broker.kis.journal_url),
+    data = resolve_data_paths(cfg.data, base)
+    kis = cfg.broker.kis.model_copy(update={"journal_url": resolve_sqlite_url(cfg.broker.kis.journal_url, base),
                                             "env_file": fix(cfg.broker.kis.env_file),
                                             "token_cache": fix(cfg.broker.kis.token_cache)})
     broker = cfg.broker.model_copy(update={"kis": kis})
@@ -277,6 +290,17 @@ def _resolve_paths(cfg: AppConfig, base: Path) -> AppConfig:
     if report.out is not None:
         report = report.model_copy(update={"out": fix(report.out)})
     return cfg.model_copy(update={"data": data, "strategy": strategy, "report": report, "broker": broker})
+
+
+def read_yaml(path: str | Path) -> tuple[Any, Path]:
+    """(parsed YAML, the file's folder) — ``ConfigError`` when missing or not YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")), path.resolve().parent
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def parse_config(raw: Any, source: str = "<config>", base: Path | None = None) -> AppConfig:
@@ -292,11 +316,5 @@ def parse_config(raw: Any, source: str = "<config>", base: Path | None = None) -
 
 def load_config(path: str | Path) -> AppConfig:
     """Read and validate a YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, str(path), base=path.resolve().parent)
+    raw, base = read_yaml(path)
+    return parse_config(raw, str(path), base=base)

@@ -115,7 +115,9 @@ class KISData(bt.feed.DataBase):
         ("repair_daily", True),
         ("qcheck", 0.5),             # seconds _load waits for a tick before giving cerebro a turn
         ("end", None),               # aware datetime: the feed ends once the exchange clock passes it
-        ("window", 300),             # bars kept for live indicator computation
+        # bars kept for live indicators: SMAs are exact once window >= period, and the recursive ones
+        # (EMA, Wilder's RSI/ATR) forget their start as (1 - 1/period)^window: ~1e-10 for period 14
+        ("window", 300),
     )
 
     _ST_HISTORY, _ST_LIVE, _ST_OVER = range(3)

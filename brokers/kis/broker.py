@@ -282,23 +282,24 @@ class KISBroker(bt.BrokerBase):
                    if lo.code == code and lo.side == SELL and lo.state != "final")
 
     # ------------------------------------------------------------------ order entry
-    def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
-            trailamount=None, trailpercent=None, parent=None, transmit=True, **kwargs):
-        order = bt.BuyOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit,
-                            exectype=exectype, valid=valid, tradeid=tradeid, oco=oco, trailamount=trailamount,
-                            trailpercent=trailpercent, parent=parent, transmit=transmit)
+    def _order(self, cls, owner, data, size, price, plimit, exectype, valid, tradeid, oco, trailamount,
+               trailpercent, parent, transmit, kwargs) -> bt.Order:
+        order = cls(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype, valid=valid,
+                    tradeid=tradeid, oco=oco, trailamount=trailamount, trailpercent=trailpercent, parent=parent,
+                    transmit=transmit)
         order.addinfo(**kwargs)
         order.addcomminfo(self.getcommissioninfo(data))
         return self.submit(order)
 
+    def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
+            trailamount=None, trailpercent=None, parent=None, transmit=True, **kwargs):
+        return self._order(bt.BuyOrder, owner, data, size, price, plimit, exectype, valid, tradeid, oco, trailamount,
+                           trailpercent, parent, transmit, kwargs)
+
     def sell(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
              trailamount=None, trailpercent=None, parent=None, transmit=True, **kwargs):
-        order = bt.SellOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit,
-                             exectype=exectype, valid=valid, tradeid=tradeid, oco=oco, trailamount=trailamount,
-                             trailpercent=trailpercent, parent=parent, transmit=transmit)
-        order.addinfo(**kwargs)
-        order.addcomminfo(self.getcommissioninfo(data))
-        return self.submit(order)
+        return self._order(bt.SellOrder, owner, data, size, price, plimit, exectype, valid, tradeid, oco, trailamount,
+                           trailpercent, parent, transmit, kwargs)
 
     def _reject(self, order: bt.Order, reason: str) -> bt.Order:
         order.addinfo(**{ORDER_REASON: reason})
