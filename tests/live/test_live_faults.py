@@ -96,6 +96,8 @@ def test_websocket_dropped_during_partial_fills_loses_and_doubles_nothing(emu_fa
     [kis] = kis_orders(s)
     assert books(s) == (after, after, after) and kis["filled"] == after
     assert s.trader.broker.recovered_fills >= 1, "fills during the gap come from inquire-daily-ccld"
+    feed_states = [e["message"] for e in s.strategy.events if e["kind"] == "feed" and e["code"] == CODE]
+    assert "CONNBROKEN" in feed_states and feed_states[-1] == "LIVE", feed_states
 
 
 def test_timeout_after_acceptance_is_exactly_one_order(emu_factory, tmp_path):
