@@ -82,6 +82,7 @@ class LiveSource:
         self._commands: "queue.Queue[tuple[str, dict[str, Any], threading.Event, dict[str, Any]]]" = queue.Queue()
         self._fills = _Fills(self.journal)
         self._last_publish = 0.0
+        self._dirty = True            # something happened: publish at the end of this broker turn
         self._last_snapshot = 0.0
         self._events_seen = 0
         self._down_since: float | None = None
@@ -104,7 +105,8 @@ class LiveSource:
             self._forward_strategy_events(strat)
         self._watch_disconnect()
         now = time.monotonic()
-        if now - self._last_publish >= self.publish_s:
+        if self._dirty or now - self._last_publish >= self.publish_s:
+            self._dirty = False
             self._last_publish = now
             self._state = self._build(strat)
             if now - self._last_snapshot >= self.snapshot_every_s:
@@ -124,6 +126,7 @@ class LiveSource:
             except Exception as exc:  # noqa: BLE001 - reported to the page
                 result["error"] = f"{type(exc).__name__}: {exc}"
             finally:
+                self._dirty = True
                 done.set()
 
     def _execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +165,7 @@ class LiveSource:
         self._events_seen = len(events)
 
     def _on_broker_event(self, kind: str, data: dict[str, Any]) -> None:
+        self._dirty = True
         if self.router is None:
             return
         at = self.store.now()

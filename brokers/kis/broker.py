@@ -82,8 +82,7 @@ class LiveOrder:
     submitted_at: datetime | None = None
     replacement: dict[str, Any] | None = None   # pending revise: {"price", "qty", "new_order"}
     reserve: float = 0.0             # KRW per share reserved while a buy works (market: the upper limit)
-    credit: int = 0                  # shares booked from inquire-daily-ccld whose notices may still come
-    credit_until: datetime | None = None   # KIS's count was as of this moment
+    confirmed_until: datetime | None = None   # fills up to here are counted from KIS's own total
 
     @property
     def remaining(self) -> int:
@@ -475,8 +474,12 @@ class KISBroker(bt.BrokerBase):
                 self.store.journal.log("error", f"failed to handle {kind} event")
 
     def settle(self) -> None:
-        """Apply everything already received (used by the checker before a re-check)."""
+        """Before the checker's re-check: apply everything already received, then bring today's
+        orders in line with KIS's own totals (a fill whose notice is still on its way is booked now)."""
         self._drain()
+        los = [lo for lo in self._orders.values() if lo.odno is not None]
+        if los:
+            self._confirm_with_kis(los, reason="reconciliation re-check", finalize=False)
 
     # ---- replies from the worker
     def _lo_for_intent(self, intent_id: str) -> LiveOrder | None:
@@ -572,11 +575,13 @@ class KISBroker(bt.BrokerBase):
             self._confirm_with_kis([lo], reason=f"{req.kind} POST timed out")
             return
         if found is not None:
+            found, asked_at = found
             self.store.journal.log("recovered", f"timed-out POST found at KIS as {found.odno}",
                                    intent_id=lo.intent_id, odno=str(found.odno))
             self._adopt(lo, str(found.odno), found.branch)
             if int(found.filled_qty) > lo.filled:
                 self._recover_fill(lo, int(found.filled_qty), float(found.avg_fill_price))
+            lo.confirmed_until = asked_at   # the lookup counted every fill up to then
             return
         lo.state = "unknown"
         lo.unknown_since = self._mono()
@@ -669,17 +674,15 @@ class KISBroker(bt.BrokerBase):
         # a fill: the notice's own quantity and price (no cumulative quantity on the wire)
         key = f"n|{int(n.odno)}|{n.time:%Y%m%d%H%M%S}|{int(n.qty)}|{int(n.price)}"
         qty = int(n.qty)
-        if lo.credit and lo.credit_until is not None and n.time <= lo.credit_until:
-            # a fill from before the moment KIS's own count was booked (a notice held back or
-            # reordered): it settles that credit instead of being booked a second time. Fills after
-            # that moment are new; notices lost in a disconnect simply never claim their credit.
-            used = min(lo.credit, qty)
-            lo.credit -= used
-            qty -= used
-            self.store.journal.log("notice", f"late fill notice matched {used} recovered sh", odno=str(lo.odno),
-                                   intent_id=lo.intent_id, payload={"key": key})
-            if not qty:
-                return
+        if lo.confirmed_until is not None and n.time <= lo.confirmed_until:
+            # KIS's own total for this order, read at confirmed_until, already covers every fill up to
+            # then (booked as recovered if we had missed it): a notice from before that moment arriving
+            # now is late, reordered or repeated, and is not booked again. Notices carry whole seconds,
+            # so a fill in the same second as the check is taken as covered; if KIS had not counted it,
+            # the next check recovers it (an undercount heals, an overcount would not).
+            self.store.journal.log("notice", f"fill notice covered by KIS's count at {lo.confirmed_until:%H:%M:%S}",
+                                   odno=str(lo.odno), intent_id=lo.intent_id, payload={"key": key})
+            return
         self._apply_fill(lo, qty, float(n.price), n.time, key=key)
 
     # ------------------------------------------------------------------ fills and the book
@@ -746,15 +749,13 @@ class KISBroker(bt.BrokerBase):
             return
         price = (kis_avg * kis_filled - lo.filled_value) / missing if kis_avg else lo.order.created.price
         self.recovered_fills += 1
-        before = lo.filled
         self._apply_fill(lo, missing, round(price, 4), self.store.now(), key=f"r|{lo.odno}|{kis_filled}",
                          source="recovered", book=book)
-        lo.credit += lo.filled - before
-        lo.credit_until = self.store.now()
 
     def _confirm_with_kis(self, los: list[LiveOrder], reason: str, finalize: bool = True) -> None:
         """Bring orders in line with ``inquire-daily-ccld``: recover fills; finish what KIS finished."""
         day = self.store.today()
+        asked_at = self.store.now()   # KIS's totals include at least every fill up to this moment
         try:
             rows = self.store.client.daily_orders(day, day)
         except Exception as exc:  # noqa: BLE001
@@ -766,6 +767,7 @@ class KISBroker(bt.BrokerBase):
             if row is None:
                 continue
             self._recover_fill(lo, int(row.filled_qty), float(row.avg_fill_price))
+            lo.confirmed_until = max(filter(None, (lo.confirmed_until, asked_at)))
             if finalize and lo.state != "final":
                 if lo.remaining <= 0:
                     continue

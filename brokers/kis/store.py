@@ -228,11 +228,14 @@ class KISStore:
 
     def _lookup_after_timeout(self, req: OrderRequest):
         """Find the order a timed-out POST may have placed: same code/side/qty/price, a number we
-        do not know yet, placed at or after the POST. Never re-sends anything."""
+        do not know yet, placed at or after the POST. Never re-sends anything.
+
+        Returns ``(row, asked_at)`` — KIS's totals in ``row`` cover every fill up to ``asked_at`` — or None."""
         when = (req.submitted_at or self.now()).astimezone(KST)
         day = when.date()
         since = (when - timedelta(seconds=60)).strftime("%H%M%S") if when.hour or when.minute else "000000"
         for attempt in range(self.timeout_lookups):
+            asked_at = self.now()
             try:
                 rows = self.client.daily_orders(day, day, code=req.code)
             except Exception as exc:  # noqa: BLE001 - a failed lookup is retried, then reported
@@ -242,7 +245,7 @@ class KISStore:
             for row in rows:
                 if (row.side == req.side and int(row.qty) == int(req.qty) and int(row.price) == int(req.price)
                         and int(row.odno) not in known and str(row.ord_time) >= since):
-                    return row
+                    return row, asked_at
             if attempt + 1 < self.timeout_lookups:
                 self._sleep(self.lookup_wait_s)
         return None

@@ -44,7 +44,7 @@ class Lines:
             self.seen.append(line)
             if predicate(line):
                 return line
-        raise AssertionError(f"timed out waiting for {what}")
+        raise AssertionError(f"timed out waiting for {what}; last lines: {''.join(self.seen[-15:])}")
 
     def stop(self) -> None:
         if self.p.poll() is None:
