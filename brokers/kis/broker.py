@@ -83,6 +83,7 @@ class LiveOrder:
     replacement: dict[str, Any] | None = None   # pending revise: {"price", "qty", "new_order"}
     reserve: float = 0.0             # KRW per share reserved while a buy works (market: the upper limit)
     confirmed_until: datetime | None = None   # fills up to here are counted from KIS's own total
+    trigger: float | None = None     # stop orders: held ("armed") until the last trade reaches this
 
     @property
     def remaining(self) -> int:
@@ -316,9 +317,12 @@ class KISBroker(bt.BrokerBase):
         if qty != int(qty) or qty <= 0:
             return self._reject(order, f"quantity {order.created.size} must be a positive whole number of shares")
         qty = int(qty)
-        if order.exectype not in (bt.Order.Market, bt.Order.Limit):
-            return self._reject(order, f"{order.getordername()} orders are not supported on KIS yet "
-                                       "(use Market or Limit)")
+        if order.exectype not in (bt.Order.Market, bt.Order.Limit, bt.Order.Stop, bt.Order.StopLimit, bt.Order.Close):
+            return self._reject(order, f"{order.getordername()} orders are not supported on KIS "
+                                       "(Market, Limit, Stop, StopLimit and Close are)")
+        if order.exectype == bt.Order.Close and not self._in_closing_auction():
+            return self._reject(order, "a Close (market-on-close) order can only be sent during the closing auction "
+                                       "(15:20-15:30); KIS has no order type that waits for it")
         day = self.store.today()
         market = self.market_of(data)
         price = 0
@@ -327,14 +331,23 @@ class KISBroker(bt.BrokerBase):
             band = self.session_band(data)
         except Exception as exc:  # noqa: BLE001 - no quote, no order
             return self._reject(order, f"cannot get today's price band for {code}: {exc}")
-        if order.exectype == bt.Order.Limit:
+        trigger = None
+        if order.exectype in (bt.Order.Stop, bt.Order.StopLimit):
+            # held here and sent as market/limit when the live price reaches the trigger (KIS's own
+            # stop-limit, ORD_DVSN 22, exists on real accounts only; this works on both)
+            trigger = float(round_to_tick(float(order.created.price), day, market, "up" if side == BUY else "down"))
+            order.created.price = order.price = trigger
+        if order.exectype in (bt.Order.Limit, bt.Order.StopLimit):
             ord_dvsn = LIMIT_DVSN
-            p = float(order.created.price)
+            p = float(order.created.pricelimit if order.exectype == bt.Order.StopLimit else order.created.price)
             if not is_on_tick(p, day, market):
                 if self.p.price_rounding == "reject":
                     return self._reject(order, f"price {p:,.2f} is not on the tick grid ({market.value}, {day})")
                 p = float(round_to_tick(p, day, market, "down" if side == BUY else "up"))
-                order.created.price = order.price = p
+                if order.exectype == bt.Order.StopLimit:
+                    order.created.pricelimit = order.pricelimit = p
+                else:
+                    order.created.price = order.price = p
             if not band.contains(p):
                 where = "above the upper" if p > band.upper else "below the lower"
                 return self._reject(order, f"limit price {p:,.0f} is {where} limit of {day} "
@@ -357,11 +370,17 @@ class KISBroker(bt.BrokerBase):
                                                bt_ref=order.ref, session_day=day,
                                                replaces=order.info.get("replaces_intent"))
         lo = LiveOrder(order, intent.id, code, side, qty, price, ord_dvsn, submitted_at=self.store.now(),
-                       reserve=float(price or band.upper) if side == BUY else 0.0)
+                       reserve=float(price or band.upper) if side == BUY else 0.0, trigger=trigger)
         self._orders[order.ref] = lo
         order.submit(self)
         self.notify(order)
-        if self._window_open():
+        if trigger is not None:
+            lo.state = "armed"
+            order.accept(self)
+            self.notify(order)
+            self.store.journal.update_intent(intent.id, reason=f"stop held by the broker, trigger {trigger:,.0f}")
+            self.store.journal.log("armed", f"{side} stop {qty} {code} at {trigger:,.0f}", intent_id=intent.id)
+        elif self._window_open():
             self._send_new(lo)
         else:
             lo.state = "queued"
@@ -392,7 +411,7 @@ class KISBroker(bt.BrokerBase):
         lo = self._orders.get(order.ref)
         if lo is None or lo.state == "final" or lo.cancel_requested:
             return
-        if lo.state in ("queued",):
+        if lo.state in ("queued", "armed"):
             self._finish(lo, bt.Order.Canceled, "cancelled before it was sent")
             return
         lo.cancel_requested = True
@@ -439,6 +458,13 @@ class KISBroker(bt.BrokerBase):
         for lo in list(self._orders.values()):
             if lo.state == "queued" and self._window_open():
                 self._send_new(lo)
+            elif lo.state == "armed" and self._triggered(lo):
+                self.store.journal.log("triggered", f"stop {lo.side} {lo.code} at {lo.trigger:,.0f}",
+                                       intent_id=lo.intent_id)
+                if self._window_open():
+                    self._send_new(lo)
+                else:
+                    lo.state = "queued"
             elif lo.state == "unknown" and lo.unknown_since and now - lo.unknown_since > self.p.unknown_order_timeout_s:
                 self._finish(lo, bt.Order.Rejected, "order POST timed out and KIS shows no such order; "
                                                     "it was not re-sent")
@@ -457,6 +483,17 @@ class KISBroker(bt.BrokerBase):
             except Exception:  # the monitor must never stop the trader
                 log.exception("loop hook failed")
         self.store.mark_loop()
+
+    def _triggered(self, lo: LiveOrder) -> bool:
+        last = self.store.last_prices.get(lo.code)
+        if last is None:
+            return False
+        return last >= lo.trigger if lo.side == BUY else last <= lo.trigger
+
+    def _in_closing_auction(self) -> bool:
+        from market.sessions import Phase, phase_at
+
+        return phase_at(self.store.now()) == Phase.CLOSING_AUCTION
 
     def _in_flight(self) -> bool:
         return any(lo.state in ("sending", "unknown") for lo in self._orders.values())
@@ -807,7 +844,7 @@ class KISBroker(bt.BrokerBase):
         if now < schedule(day).close + timedelta(seconds=self.p.close_grace_s):
             return
         self._expired_day = day
-        open_los = [lo for lo in self._orders.values() if lo.state != "final" and lo.state != "queued"]
+        open_los = [lo for lo in self._orders.values() if lo.state not in ("final", "queued")]
         if not open_los:
             return
         self._drain()

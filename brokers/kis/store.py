@@ -74,6 +74,7 @@ class KISStore:
         self.lookup_wait_s = lookup_wait_s
         self._sleep = sleep
         self.last_trade_time: datetime | None = None
+        self.last_prices: dict[str, int] = {}
         self.connected = threading.Event()
         # progress counters (the monitor shows them; tests wait on them instead of sleeping)
         self._progress = threading.Condition()
@@ -137,6 +138,7 @@ class KISStore:
     # ------------------------------------------------------------------ callbacks (ws thread)
     def _on_trade(self, trade) -> None:
         self.last_trade_time = trade.time
+        self.last_prices[trade.code] = trade.price   # stop triggers read it (one dict write: thread-safe)
         q = self.tick_queues.get(trade.code)
         if q is not None:
             q.put(trade)

@@ -205,3 +205,23 @@ def test_day_end_expiry(emu_factory, tmp_path):
     assert order.status == bt.Order.Expired
     assert "unfilled at the close" in order.info.reason
     assert [i.state for i in s.trader.journal.intents_for_day(DAY)] == ["EXPIRED"]
+
+
+def test_stop_orders_are_held_by_the_broker_until_triggered(emu_factory, tmp_path):
+    emu = emu_factory()
+    s = start_scripted(emu, tmp_path, [CODE], DAY)
+    band = s.do(lambda st: st.broker.session_band(st.data_by_code[CODE]))
+    # a buy stop whose trigger the market is already above: sent at market with the next trade
+    fired = s.do(lambda st: st.buy(data=CODE, size=5, price=band.lower + 100, exectype=bt.Order.Stop))
+    s.tick()
+    assert fired.status == bt.Order.Completed and books(s) == (5, 5, 5)
+    # a sell stop far below the market: held locally, never seen by KIS, then cancelled locally
+    armed = s.do(lambda st: st.sell(data=CODE, size=5, price=band.lower + 100, exectype=bt.Order.Stop))
+    s.tick()
+    assert armed.status == bt.Order.Accepted
+    assert [o["side"] for o in kis_orders(s)] == ["02"], "only the triggered buy reached KIS"
+    s.do(lambda st: st.cancel(armed))
+    assert armed.status == bt.Order.Canceled
+    assert len(kis_orders(s)) == 1
+    journal = [e["kind"] for e in s.trader.journal.events(kinds=["armed", "triggered"])]
+    assert journal == ["armed", "triggered", "armed"]

@@ -69,8 +69,8 @@ def test_fill_progress_and_stop_trading_in_the_browser(tmp_path, receiver):
                 page.click("#stop-trading")
                 page.wait_for_selector("#stopped-banner:not([hidden])", timeout=20_000)
                 trader.settle()                                  # the cancels reach KIS and come back
-                page.wait_for_function("document.querySelectorAll('#orders tbody tr').length === 0",
-                                       timeout=20_000)
+                # (the page's CSP forbids eval, so no wait_for_function: Playwright's own assertions)
+                playwright.expect(page.locator("#orders tbody tr")).to_have_count(0, timeout=20_000)
                 page.screenshot(path=str(ARTIFACTS / "dashboard-after-stop.png"), full_page=True)
                 browser.close()
             orders = emu.account_summary("paper")["orders"]
