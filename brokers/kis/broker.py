@@ -789,16 +789,22 @@ class KISBroker(bt.BrokerBase):
         self._apply_fill(lo, missing, round(price, 4), self.store.now(), key=f"r|{lo.odno}|{kis_filled}",
                          source="recovered", book=book)
 
-    def _confirm_with_kis(self, los: list[LiveOrder], reason: str, finalize: bool = True) -> None:
-        """Bring orders in line with ``inquire-daily-ccld``: recover fills; finish what KIS finished."""
+    def _todays_orders(self, what: str) -> dict[int, Any] | None:
+        """Today's orders at KIS by number (``inquire-daily-ccld``), or None after an alert."""
         day = self.store.today()
-        asked_at = self.store.now()   # KIS's totals include at least every fill up to this moment
         try:
             rows = self.store.client.daily_orders(day, day)
-        except Exception as exc:  # noqa: BLE001
-            self.alert("check_failed", f"could not confirm orders with KIS ({reason}): {exc}")
+        except Exception as exc:  # noqa: BLE001 - a failed inquiry is itself worth an alert
+            self.alert("check_failed", f"could not read today's orders at KIS ({what}): {exc}")
+            return None
+        return {int(r.odno): r for r in rows}
+
+    def _confirm_with_kis(self, los: list[LiveOrder], reason: str, finalize: bool = True) -> None:
+        """Bring orders in line with ``inquire-daily-ccld``: recover fills; finish what KIS finished."""
+        asked_at = self.store.now()   # KIS's totals include at least every fill up to this moment
+        by_odno = self._todays_orders(reason)
+        if by_odno is None:
             return
-        by_odno = {int(r.odno): r for r in rows}
         for lo in los:
             row = by_odno.get(lo.odno) if lo.odno is not None else None
             if row is None:
@@ -895,12 +901,10 @@ class KISBroker(bt.BrokerBase):
         """Rebuild today's open orders from KIS and the journal (before the strategy's first bar)."""
         journal = self.store.journal
         day = self.store.today()
-        try:
-            rows = self.store.client.daily_orders(day, day)
-        except Exception as exc:  # noqa: BLE001
-            self.alert("check_failed", f"could not read today's orders at start: {exc}")
+        by_odno = self._todays_orders("at start")
+        if by_odno is None:
             return
-        by_odno = {int(r.odno): r for r in rows}
+        rows = list(by_odno.values())
         mine: dict[int, Intent] = {}
         for intent in journal.intents_for_day(day):
             if intent.odno:
