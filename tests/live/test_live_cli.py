@@ -10,7 +10,6 @@ import selectors
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -134,4 +133,3 @@ def test_mode_mismatch_is_refused(tmp_path):
     r = subprocess.run([sys.executable, "run.py", "paper", "--config", str(tmp_path / "bt.yaml")], cwd=ROOT,
                        capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == 2 and "broker.mode is 'backtest'" in r.stderr
-    assert datetime  # noqa: B018 - keep the import honest for readers of the module header
