@@ -17,7 +17,9 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal as signal_module
 import sys
 import time
 from pathlib import Path
@@ -299,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal_module, "SIGUSR1"):
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a live run waits
+        faulthandler.register(signal_module.SIGUSR1, all_threads=True)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if args.verbose else logging.ERROR)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

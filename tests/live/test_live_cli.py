@@ -6,49 +6,18 @@ endpoint and follows both processes through their output pipes (no sleeps).
 from __future__ import annotations
 
 import json
-import selectors
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 import yaml
 
+from childproc import Child
+
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0
 DAY = "2025-03-05"
-
-
-class Lines:
-    """A child process whose stdout we read line by line with a timeout."""
-
-    def __init__(self, args: list[str], cwd: Path, stream: str = "stdout") -> None:
-        self.p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  bufsize=1)
-        self.stream = getattr(self.p, stream)
-        self.other = self.p.stderr if stream == "stdout" else self.p.stdout
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.stream, selectors.EVENT_READ)
-        self.seen: list[str] = []
-
-    def until(self, predicate, what: str) -> str:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if not self.sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            line = self.stream.readline()
-            if not line:
-                raise AssertionError(f"process ended while waiting for {what}: {self.other.read()[-2000:]}")
-            self.seen.append(line)
-            if predicate(line):
-                return line
-        raise AssertionError(f"timed out waiting for {what}; last lines: {''.join(self.seen[-15:])}")
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            self.p.wait(WAIT)
 
 
 def test_paper_cli_against_emulator_cli(tmp_path):
@@ -57,7 +26,7 @@ def test_paper_cli_against_emulator_cli(tmp_path):
                "paper": {"account": {"cash": 30_000_000}, "order_window": "order_entry"},
                "rate_limit": {"enabled": False}, "ws": {"ping_interval_s": None}}
     (tmp_path / "emu.yaml").write_text(yaml.safe_dump(emu_cfg))
-    emu = Lines([sys.executable, "run.py", "emulator", "--config", str(tmp_path / "emu.yaml"),
+    emu = Child([sys.executable, "run.py", "emulator", "--config", str(tmp_path / "emu.yaml"),
                  "--env-file", str(tmp_path / "emu.env")], ROOT)
     trader = None
     try:
@@ -81,8 +50,8 @@ def test_paper_cli_against_emulator_cli(tmp_path):
             assert r.status_code == 200, r.text
 
         step("09:00:30")
-        trader = Lines([sys.executable, "run.py", "-v", "paper", "--config", str(tmp_path / "paper.yaml"),
-                        "--until", f"{DAY}T09:10:00", "--out", str(tmp_path / "out")], ROOT, stream="stderr")
+        trader = Child([sys.executable, "run.py", "-v", "paper", "--config", str(tmp_path / "paper.yaml"),
+                        "--until", f"{DAY}T09:10:00", "--out", str(tmp_path / "out")], ROOT, follow="stderr")
         # the trader backfills its history and subscribes; its feeds then report LIVE
         for _ in range(3):
             trader.until(lambda l: " LIVE" in l, "the feeds going live")
@@ -104,7 +73,7 @@ def test_paper_cli_against_emulator_cli(tmp_path):
         assert len(trades) >= 4 and all(",BUY," in t for t in trades[1:])
         secrets = {banner["appkey"], banner["appsecret"], banner["account"].split("-")[0]}
         texts = [p.read_text(errors="ignore") for p in out.iterdir() if p.is_file()]
-        texts += ["".join(trader.seen), trader.p.stdout.read(), trader.p.stderr.read()]
+        texts.append(trader.rest())
         for text in texts:
             for secret in secrets:
                 assert secret not in text, "a secret leaked into the output"

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
-import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 from configs.schema import DemoDataConfig
 from brokers.kis.journal import Journal
 from feeds.demo import generate_demo_market
+from childproc import Child
 from harness import at, make_emulator
 
 DAY = date(2025, 3, 5)
@@ -33,29 +32,21 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
 class Proc:
-    """A trader process and its status lines."""
+    """A trader process and its status lines (read through ``childproc.Child``: both pipes drained)."""
 
     def __init__(self, spec_path: Path) -> None:
-        self.p = subprocess.Popen([sys.executable, str(HERE / "trader_process.py"), str(spec_path)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.p.stdout, selectors.EVENT_READ)
+        self.child = Child([sys.executable, str(HERE / "trader_process.py"), str(spec_path)], HERE)
+        self.p = self.child.p
         self.last: dict = {}
 
     def read(self, until, what: str) -> dict:
         """Read status lines until ``until(status)`` holds."""
-        import time
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if not self.sel.select(timeout=deadline - time.monotonic()):
-                break
-            line = self.p.stdout.readline()
-            if not line:
-                raise AssertionError(f"trader exited while waiting for {what}: {self.p.stderr.read()[-3000:]}")
+        def matches(line: str) -> bool:
             self.last = json.loads(line)
-            if until(self.last):
-                return self.last
-        raise AssertionError(f"timed out waiting for {what}; last status {self.last}")
+            return until(self.last)
+
+        self.child.until(matches, what)
+        return self.last
 
     def settle(self, emu) -> dict:
         """Ping barrier, then idle for two turns with no new journal entries."""
@@ -74,9 +65,7 @@ class Proc:
         self.p.wait(WAIT)
 
     def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            self.p.wait(WAIT)
+        self.child.stop()
 
 
 def test_kill9_then_restart_rebuilds_and_continues(tmp_path):
