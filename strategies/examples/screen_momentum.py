@@ -1,5 +1,5 @@
 """Screen the universe for established up-trends, enter the strongest N with risk sizing, exit when
-the trend breaks.
+the trend breaks — a declared strategy (runs on both engines).
 
 * Screen (every ``rebalance_every`` bars): close > SMA(fast) > SMA(slow), positive momentum
   (``roc_<momentum>`` > 0), RSI not overbought, and enough liquidity (average traded value).
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from strategies.base import TargetStrategy
-from strategies.screens import Screener, above, min_turnover, rsi_above, trend_up
+from strategies.declared import DeclaredStrategy
+from strategies.screens import Screener, above, below, min_turnover, rsi_above, trend_up
+from strategies.spec import ExitWhen, ScreenEntry, StrategySpec
 
 
-class ScreenMomentum(TargetStrategy):
+class ScreenMomentum(DeclaredStrategy):
     params = (
         ("top_n", 5),
         ("fast", 20),
@@ -31,42 +32,14 @@ class ScreenMomentum(TargetStrategy):
     )
 
     @classmethod
-    def build_screener(cls, params: dict[str, Any]) -> Screener:
-        p = {name: value for name, value in cls.params._gettuple()}
-        p.update(params)
+    def declare(cls, p: dict[str, Any]) -> StrategySpec:
         screen = (trend_up(p["fast"], p["slow"]) & above(f"roc_{p['momentum']}", 0.0)
                   & ~rsi_above(p["rsi_max"]) & min_turnover(p["min_turnover_krw"]))
-        return Screener(screen, rank_by=f"roc_{p['momentum']}", top_n=p["top_n"])
+        screener = Screener(screen, rank_by=f"roc_{p['momentum']}", top_n=p["top_n"])
+        return StrategySpec(entry=ScreenEntry(screener, rebalance_every=p["rebalance_every"]),
+                            exits=(ExitWhen(below("close", f"sma_{p['exit_ma']}"), "trend break"),))
 
     @classmethod
-    def required_indicators(cls, params: dict[str, Any]) -> list[str]:
-        p = {name: value for name, value in cls.params._gettuple()}
-        p.update(params)
-        return list(cls.build_screener(params).indicators) + [f"sma_{p['exit_ma']}"]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.screener = self.build_screener({k: getattr(self.p, k) for k in self.p._getkeys()})
-        self._exit_line = f"sma_{self.p.exit_ma}"
-
-    def on_bar(self) -> None:
-        held = [code for code, data in self.data_by_code.items() if self.getposition(data).size > 0]
-        for code in held:
-            data = self.data_by_code[code]
-            if not self.has_new_bar(data) or self.pending_qty(code, buys=False):
-                continue
-            exit_level = getattr(data.lines, self._exit_line)[0]
-            if data.close[0] < exit_level:
-                self.event("exit", f"trend break: close {data.close[0]:,.0f} < {self._exit_line} {exit_level:,.0f}", code)
-                self.sell(data=data)
-        if self.trading_stopped or len(self) % self.p.rebalance_every:
-            return
-        busy = set(held) | {o.data._name for o in self.open_orders.values() if o.isbuy()}
-        slots = self.p.top_n - len(busy)
-        for code, _score in self.screener.run(self.codes_with_bars()):
-            if slots <= 0:
-                break
-            if code in busy:
-                continue
-            if self.buy(data=self.data_by_code[code]) is not None:
-                slots -= 1
+    def build_screener(cls, params: dict[str, Any]) -> Screener:
+        """The entry screener for these params (kept for callers of the pre-declaration API)."""
+        return cls.spec_for(params).entry.screener
