@@ -34,7 +34,7 @@ class DemoDataConfig(StrictModel):
     """The deterministic synthetic market (offline default; always labelled synthetic)."""
 
     seed: int = 20240101
-    codes: int = Field(30, ge=1, le=1000, description="number of synthetic codes")
+    codes: int = Field(30, ge=1, le=5000, description="number of synthetic codes (2,500 ≈ the whole KRX market)")
     start: date = date(2021, 1, 4)
     end: date = date(2025, 12, 30)
 

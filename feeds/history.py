@@ -215,6 +215,15 @@ _SOURCES: dict[str, Callable[[DataConfig], _Source]] = {
     "demo": _demo_source, "csv": _csv_source, "cache": _cache_source,
 }
 
+BarSource = _Source
+"""A source resolved to its codes (in load order), a loader of each code's full history, markets,
+names and a label; ``close()`` releases it. ``research.store`` builds its panels from these."""
+
+
+def open_source(cfg: DataConfig) -> BarSource:
+    """The source ``cfg`` names, resolved (codes selected by ``cfg.universe``, nothing loaded yet)."""
+    return _SOURCES[cfg.source](cfg)
+
 
 def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
                      progress: ProgressFn | None = None) -> MarketData:
