@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""krx-trader command line: backtest | data | report | emulator (paper | live | monitor follow).
+"""krx-trader command line: backtest | sweep | data | report | emulator | paper | live | monitor.
 
-    python run.py backtest --config configs/backtest-demo.yaml [--out DIR]
+    python run.py backtest --config configs/backtest-demo.yaml [--out DIR] [--engine fast|event]
+    python run.py sweep --config configs/research-demo.yaml --grid top_n=3,5,10 --grid fast=10,20,40
     python run.py data import --csv DIR [--cache URL] [--timeframe daily]
     python run.py report --run DIR
     python run.py emulator --config configs/emulator.yaml
@@ -115,12 +116,48 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.config}: broker.mode is {cfg.broker.mode!r}; "
                          f"use 'run.py {cfg.broker.mode}' for it, or set broker.mode: backtest")
     out = Path(args.out) if args.out else default_out_dir(cfg)
+    engine = args.engine or cfg.research.engine
     with _run_log(out):
-        result = run_backtest(cfg, progress=ProgressBar())
+        if engine == "fast":
+            from research.engine import run_fast_backtest
+
+            result = run_fast_backtest(cfg, progress=ProgressBar())
+        else:
+            result = run_backtest(cfg, progress=ProgressBar())
     report = write_report(result.record, out)
     import json
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     print(_summary_table(metrics, report, time.perf_counter() - t0, result.record.synthetic))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Every point of a parameter grid on the fast engine, in parallel on Ray; results + heat maps."""
+    from datetime import date
+
+    from configs.schema import load_config
+    from research.sweep import describe, parse_grid_arg, run_sweep
+
+    cfg = load_config(args.config)
+    grid: dict = {}
+    for text in args.grid or []:
+        name, values = parse_grid_arg(text)
+        grid[name] = values
+    split = None
+    if args.walk_forward:
+        try:
+            split = date.fromisoformat(args.walk_forward)
+        except ValueError:
+            try:
+                split = float(args.walk_forward)
+            except ValueError:
+                raise ValueError(f"--walk-forward {args.walk_forward!r}: expected a date (2022-12-30) or the "
+                                 "in-sample share of sessions (0.7)") from None
+    heatmap = args.heatmap.split(",") if args.heatmap else None
+    result = run_sweep(cfg, grid, out=Path(args.out) if args.out else None, metric=args.metric,
+                       walk_forward=split, heatmap=heatmap, address=args.address, num_cpus=args.cpus,
+                       executor="inline" if args.inline else "ray", progress=ProgressBar())
+    print(describe(result))
     return 0
 
 
@@ -251,7 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     bt_ = sub.add_parser("backtest", help="run a backtest and write a report")
     bt_.add_argument("--config", required=True, help="YAML config (see configs/)")
     bt_.add_argument("--out", help="report folder (default: report.out or runs/<name>)")
+    bt_.add_argument("--engine", choices=["event", "fast"],
+                     help="event: backtrader, any strategy; fast: declared strategies on daily bars, the whole "
+                          "market in seconds, same fills (default: research.engine of the config, else event)")
     bt_.set_defaults(func=cmd_backtest)
+
+    sw = sub.add_parser("sweep", help="run a parameter grid on the fast engine in parallel (Ray)")
+    sw.add_argument("--config", required=True, help="YAML config of a declared strategy")
+    sw.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
+                    help="a parameter and its values (repeatable): top_n=3,5,10 or risk.limits.stop_loss_pct=5,10")
+    sw.add_argument("--metric", help="rank by this metric (default research.sweep.metric, else sharpe)")
+    sw.add_argument("--walk-forward", metavar="DATE|SHARE",
+                    help="rank in-sample up to DATE (or the first SHARE of sessions), score out-of-sample after")
+    sw.add_argument("--heatmap", metavar="X,Y", help="the two grid parameters of the heat map (default: first two)")
+    sw.add_argument("--address", help="an existing Ray cluster, e.g. ray://HOST:10001 (default: local Ray)")
+    sw.add_argument("--cpus", type=int, help="cores of the local Ray (default: all)")
+    sw.add_argument("--out", help="results folder (default research.sweep.out or runs/<name>-sweep); "
+                                  "a restart into the same folder skips finished points")
+    sw.add_argument("--inline", action="store_true", help="run the points in this process, without Ray")
+    sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="re-render the report of an earlier run")
     rp.add_argument("--run", required=True, help="run folder written by 'backtest'")

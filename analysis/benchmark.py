@@ -57,13 +57,22 @@ def equal_weight_buy_and_hold(prices: dict[str, pd.DataFrame], initial_cash: int
         return pd.Series(dtype=float, index=idx), "Equal-weight buy & hold (no data)"
     columns = {code: _closes_on(df, idx) for code, df in sorted(prices.items())}
     closes = pd.DataFrame(columns, index=idx)
-    closes = closes.loc[:, closes.notna().any()]
-    n = closes.shape[1]
+    return equal_weight_from_closes(closes.to_numpy(dtype=float), initial_cash, idx)
+
+
+def equal_weight_from_closes(closes: np.ndarray, initial_cash: int, index: pd.DatetimeIndex
+                             ) -> tuple[pd.Series, str]:
+    """The rule of ``equal_weight_buy_and_hold`` on a ready matrix: one column per code (sorted by
+    code), closes forward-filled onto ``index``, NaN before a code's first close. The fast engine
+    builds that matrix from its panel directly (no per-code frames for 2,500 codes)."""
+    idx = to_kst_index(index)
+    arr = np.ascontiguousarray(closes, dtype=float)
+    arr = arr[:, ~np.isnan(arr).all(axis=0)]
+    n = arr.shape[1]
     if n == 0:
         raise ValueError("equal-weight benchmark: no code has a close inside the run's window "
                          f"{idx[0].date()}..{idx[-1].date()}")
     share = float(initial_cash) / n
-    arr = closes.to_numpy(dtype=float)
     first_pos = np.argmax(~np.isnan(arr), axis=0)
     first_price = arr[first_pos, np.arange(n)]
     holdings = share * (arr / first_price)           # NaN before a code's first close

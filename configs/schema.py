@@ -211,6 +211,45 @@ class MonitorConfig(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
+class SweepConfig(StrictModel):
+    """A parameter sweep on the fast engine (``run.py sweep``); ``--grid`` on the command line adds
+    to or replaces ``grid`` entries."""
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="parameter -> values; a bare name is a strategy param (top_n), a "
+                                          "dotted one a config key (risk.limits.stop_loss_pct)")
+    metric: str = Field("sharpe", description="metric to rank points by (a key of metrics.json, e.g. sharpe, "
+                                              "cagr, total_return, max_drawdown, calmar)")
+    heatmap: list[str] | None = Field(None, min_length=2, max_length=2,
+                                      description="the two grid parameters of the heat map (default: the first two)")
+    walk_forward: date | float | None = Field(
+        None, description="in-sample end: a date, or the in-sample share of sessions (0 < x < 1); "
+                          "points are ranked in-sample and scored out-of-sample")
+    out: Path | None = Field(None, description="results folder; default runs/<name>-sweep")
+    address: str | None = Field(None, description="an existing Ray cluster, e.g. ray://HOST:10001; "
+                                                  "default: a local Ray on this machine's cores")
+    num_cpus: int | None = Field(None, ge=1, description="cores of the local Ray (default: all)")
+
+    @field_validator("walk_forward")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError(f"walk_forward as a share must be between 0 and 1, got {v}")
+        return v
+
+
+class ResearchConfig(StrictModel):
+    """The fast engine and sweeps (``research``)."""
+
+    engine: Literal["event", "fast"] = Field(
+        "event", description="engine of run.py backtest: event (backtrader, every strategy) or fast "
+                             "(declared strategies on daily bars, the whole market in seconds)")
+    panel_cache: Path | None = Field(
+        None, description="folder of cached panels; default $KRX_PANEL_CACHE or ~/.cache/krx-trader/panels; "
+                          "'none' switches the cache off")
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+
+
 class AppConfig(StrictModel):
     """A whole run: data, broker (with the mode switch), strategy, risk and report."""
 
@@ -221,6 +260,7 @@ class AppConfig(StrictModel):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    research: ResearchConfig = Field(default_factory=ResearchConfig)
 
     @property
     def mode(self) -> str:
@@ -289,7 +329,13 @@ def _resolve_paths(cfg: AppConfig, base: Path) -> AppConfig:
         report = report.model_copy(update={"benchmark": fix(report.benchmark)})
     if report.out is not None:
         report = report.model_copy(update={"out": fix(report.out)})
-    return cfg.model_copy(update={"data": data, "strategy": strategy, "report": report, "broker": broker})
+    research = cfg.research
+    if research.panel_cache is not None and str(research.panel_cache).lower() != "none":
+        research = research.model_copy(update={"panel_cache": fix(research.panel_cache)})
+    if research.sweep.out is not None:
+        research = research.model_copy(update={"sweep": research.sweep.model_copy(update={"out": fix(research.sweep.out)})})
+    return cfg.model_copy(update={"data": data, "strategy": strategy, "report": report, "broker": broker,
+                                  "research": research})
 
 
 def read_yaml(path: str | Path) -> tuple[Any, Path]:

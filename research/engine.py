@@ -39,6 +39,10 @@ from strategies.targets import TargetBook, TargetProgress, load_targets
 
 log = logging.getLogger(__name__)
 KST = "Asia/Seoul"
+MAX_PRICE_CODES = 100
+"""Above this many codes the record keeps prices of traded codes only (see ``build_record``)."""
+KERNEL_ERROR, KERNEL_FILLS, KERNEL_COMMISSION, KERNEL_TAX, KERNEL_TRADED = 10, 11, 12, 13, 14
+"""Positions in ``kernel.simulate``'s result after the ten record arrays."""
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -156,7 +160,7 @@ def prepare(cfg: AppConfig, panel: Panel | None = None, progress: ProgressFn | N
 
 def simulate(run: FastRun, record: bool = True) -> tuple:
     out = K.simulate(*run.inputs.args(record=record))
-    error = int(out[-1])
+    error = int(out[KERNEL_ERROR])
     if error == K.ERR_OVERFLOW:
         raise FastEngineUnsupported("a trade value is too large for exact integer commission arithmetic "
                                     "(over 2^62 / rate numerator); use --engine event")
@@ -263,7 +267,7 @@ def _stop_reason(cfg: AppConfig, ev_f: np.ndarray) -> str:
 
 def build_record(run: FastRun, out: tuple) -> RunRecord:
     """The ``RunRecord`` of a kernel run (same tables and columns as ``RunRecorder`` produces)."""
-    eq_v, eq_c, fi, ff, oi, of, ri, rf, ei, ef, _err = out
+    eq_v, eq_c, fi, ff, oi, of, ri, rf, ei, ef = out[:10]
     cfg, panel = run.cfg, run.panel
     stamps = _stamps(panel.dates)
     codes = panel.codes
@@ -331,19 +335,27 @@ def build_record(run: FastRun, out: tuple) -> RunRecord:
     for row in trades.itertuples(index=False):
         qty = row.qty if row.side == "BUY" else -row.qty
         progress.on_fill(row.code, int(qty), float(row.price), int(row.commission + row.tax))
-    prices: dict[str, pd.DataFrame] = {}
+    last_close = _forward_filled(panel.field("close"))[-1] if len(panel.dates) else np.array([])
     for i, code in enumerate(codes):
-        frame = panel.frame(code)
-        frame.index = frame.index.tz_localize(KST)
-        prices[code] = frame
-        if len(frame):
-            progress.on_price(code, float(frame["close"].iloc[-1]))
+        if last_close[i] == last_close[i]:
+            progress.on_price(code, float(last_close[i]))
+    benchmark, label = _benchmark(cfg, panel, equity)
+    keep = codes
+    if len(codes) > MAX_PRICE_CODES:
+        # a whole-market run keeps the prices of the codes its report draws (the benchmark above
+        # used every code): prices.csv of 2,500 codes would be ~6 M rows
+        from analysis.charts import select_price_codes
 
+        drawn, _omitted = select_price_codes(trades)
+        keep = list(dict.fromkeys([*drawn, *(run.targets.codes if run.targets else [])]))
+    prices: dict[str, pd.DataFrame] = {}
+    for code in keep:
+        if code in panel.codes:
+            frame = panel.frame(code)
+            frame.index = frame.index.tz_localize(KST)
+            prices[code] = frame
     events_df = pd.DataFrame(sorted(events, key=lambda e: e["datetime"]),
                              columns=["datetime", "kind", "code", "message"])
-    from engine.backtest import _benchmark
-
-    benchmark, label = _benchmark(cfg, prices, equity)
     config = cfg.model_dump(mode="json")
     config.setdefault("research", {})
     if isinstance(config["research"], dict):
@@ -356,5 +368,21 @@ def build_record(run: FastRun, out: tuple) -> RunRecord:
         benchmark=benchmark, benchmark_label=label, risk_free_pct=cfg.report.risk_free_pct)
 
 
-def window_dates(run: FastRun) -> list[date]:
-    return run.panel.py_dates()
+def _forward_filled(values: np.ndarray) -> np.ndarray:
+    """Each column carried forward over its NaN (a halted code keeps its last close); NaN before the first."""
+    valid = ~np.isnan(values)
+    rows = np.where(valid, np.arange(values.shape[0])[:, None], 0)
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    return values[rows, np.arange(values.shape[1])]
+
+
+def _benchmark(cfg: AppConfig, panel: Panel, equity: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """``engine.backtest._benchmark``, with the equal-weight closes taken from the panel."""
+    from analysis.benchmark import equal_weight_from_closes
+    from engine.backtest import _benchmark as event_benchmark
+
+    if cfg.report.benchmark != "equal_weight" or equity.empty:
+        return event_benchmark(cfg, {}, equity)
+    order = np.argsort(np.array(panel.codes), kind="stable")
+    closes = _forward_filled(panel.field("close"))[:, order]
+    return equal_weight_from_closes(closes, cfg.broker.cash, equity.index)

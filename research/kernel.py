@@ -51,8 +51,8 @@ N_FP = 9
 ETF_TABLE = 3
 
 # ---- scalar state (fs float, st int) ------------------------------------------------------------
-S_CASH, S_VALUE, S_RESERVED, S_PEND_BUY_VALUE, S_HELD_VALUE = range(5)
-I_NEXT_REF, I_N_ORD, I_N_REF, I_N_EV, I_N_SESSION, I_STOPPED, I_ERROR = range(7)
+S_CASH, S_VALUE, S_RESERVED, S_PEND_BUY_VALUE, S_HELD_VALUE, S_COMMISSION, S_TAX, S_TRADED = range(8)
+I_NEXT_REF, I_N_ORD, I_N_REF, I_N_EV, I_N_SESSION, I_STOPPED, I_ERROR, I_FILLS = range(8)
 
 # ---- records -------------------------------------------------------------------------------------
 # orders   int [ref, row, code, side(+1/-1), type(0 market, 1 limit), qty, status, filled, reason,
@@ -492,6 +492,10 @@ def _match(t, k, oi, of, opn, high, low, vol, tick_bar, tax_num, tax_den, market
             finished[c] = True
     oi[k, OI_FILLED] += size
     of[k, OF_EXEC_VALUE] += size * price
+    st[I_FILLS] += 1
+    fs[S_COMMISSION] += comm
+    fs[S_TAX] += tax
+    fs[S_TRADED] += gross
     oi[k, OI_UPDATED] = t
     if oi[k, OI_FILLED] == oi[k, OI_QTY]:
         oi[k, OI_STATUS] = ST_COMPLETED
@@ -523,8 +527,8 @@ def simulate(opn, high, low, close, vol, has, fill_ok, tick_bar, tick_sess, band
     stop_default = fp[FP_STOP]
     round_reject = ip[IP_ROUND_REJECT] != 0
 
-    fs = np.zeros(5)
-    st = np.zeros(7, np.int64)
+    fs = np.zeros(8)
+    st = np.zeros(8, np.int64)
     fs[S_CASH] = fp[FP_CASH]
     fs[S_VALUE] = fp[FP_CASH]
     st[I_NEXT_REF] = 1
@@ -773,4 +777,5 @@ def simulate(opn, high, low, close, vol, has, fill_ok, tick_bar, tick_sess, band
             all_of[n_ord] = pof[k]
             n_ord += 1
     return (eq_value, eq_cash, all_fi[:n_fill_all], all_ff[:n_fill_all], all_oi[:n_ord], all_of[:n_ord],
-            all_ri[:n_ref], all_rf[:n_ref], all_ei[:n_ev], all_ef[:n_ev], st[I_ERROR])
+            all_ri[:n_ref], all_rf[:n_ref], all_ei[:n_ev], all_ef[:n_ev], st[I_ERROR], st[I_FILLS],
+            fs[S_COMMISSION], fs[S_TAX], fs[S_TRADED])

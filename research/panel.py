@@ -164,13 +164,25 @@ class Panel:
         return self._take(np.arange(lo, hi), np.arange(len(self.codes)), list(self.codes))
 
     def _take(self, rows: np.ndarray, cols: np.ndarray, codes: list[str]) -> "Panel":
-        def cut(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(a[np.ix_(rows, cols)])
+        """A sub-panel; whole rows of a contiguous range are views (no copy: sweeps cut windows often)."""
+        all_cols = len(cols) == len(self.codes) and bool((cols == np.arange(len(self.codes))).all())
+        contiguous = len(rows) == 0 or (int(rows[-1]) - int(rows[0]) + 1 == len(rows) and bool((np.diff(rows) == 1).all()))
+        if all_cols and contiguous:
+            if len(rows) == len(self.dates):
+                return self
+            sl = slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else slice(0, 0)
+
+            def cut(a: np.ndarray) -> np.ndarray:
+                return a[sl]
+        else:
+            def cut(a: np.ndarray) -> np.ndarray:
+                return np.ascontiguousarray(a[np.ix_(rows, cols)])
         return replace(self, dates=self.dates[rows], codes=codes, markets=[self.markets[i] for i in cols],
                        open=cut(self.open), high=cut(self.high), low=cut(self.low), close=cut(self.close),
                        volume=cut(self.volume), has_bar=cut(self.has_bar),
                        names={c: self.names[c] for c in codes if c in self.names},
-                       fields={k: cut(v) for k, v in self.fields.items()}, _float={})
+                       fields={k: cut(v) for k, v in self.fields.items()},
+                       _float={k: cut(v) for k, v in self._float.items()})
 
     # ------------------------------------------------------------------ frames
     def frame(self, code: str, columns: Iterable[str] = PRICE_FIELDS) -> pd.DataFrame:

@@ -82,7 +82,23 @@ class SessionRules:
     sessions: list[date]     # the next session of each row (DAY expiry messages)
 
 
+_RULES_CACHE: dict[tuple, SessionRules] = {}
+
+
 def session_rules(dates: list[date], cost_model: CostModel) -> SessionRules:
+    """The session facts of ``dates`` (cached: sweeps ask for the same windows again and again)."""
+    schedule = tuple((since, tuple(sorted((m.value, r) for m, r in rates.items())))
+                     for since, rates in cost_model.tax_schedule)
+    key = (tuple(dates), schedule)
+    hit = _RULES_CACHE.get(key)
+    if hit is None:
+        if len(_RULES_CACHE) > 16:
+            _RULES_CACHE.clear()
+        hit = _RULES_CACHE[key] = _session_rules(dates, cost_model)
+    return hit
+
+
+def _session_rules(dates: list[date], cost_model: CostModel) -> SessionRules:
     cal = krx_calendar()
     for d in dates:
         if not cal.is_trading_day(d):
@@ -139,10 +155,20 @@ class KernelInputs:
             ip[K.IP_RECORD] = int(record)
         bounds, steps, nlev = tick_arrays()
         f = [p.field(n) for n in ("open", "high", "low", "close", "volume")]
-        return (*f, p.has_bar, r.fill_ok, r.tick_bar, r.tick_sess, r.band_rate, r.tax_num, r.tax_den,
+        args = (*f, p.has_bar, r.fill_ok, r.tick_bar, r.tick_sess, r.band_rate, r.tax_num, r.tax_den,
                 bounds, steps, nlev, p.market_ids, self.entry_mask, self.score, self.code_rank, self.exit_mask,
                 self.atr, self.tgt_order, self.tgt_price, self.tgt_ret, self.tgt_cap, self.tgt_stop,
                 self.has_target, ip, self.fp)
+        return tuple(_readonly(a) for a in args)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only C-contiguous view: numba compiles one kernel per array type, and arrays mapped from
+    Ray's object store are read-only — so every caller passes read-only arrays and the one compiled
+    (and cached) kernel serves the driver and every worker."""
+    v = np.ascontiguousarray(a).view()
+    v.flags.writeable = False
+    return v
 
 
 def check_supported(cfg: AppConfig) -> None:
