@@ -187,7 +187,8 @@ def run_fast_backtest(cfg: AppConfig, progress: ProgressFn | None = None, panel:
 # ---------------------------------------------------------------------------------------- records
 
 def _stamps(dates: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="datetime").tz_localize(KST)
+    # microsecond unit, as the event path's RunRecorder builds its index from Python datetimes
+    return pd.DatetimeIndex(dates.astype("datetime64[us]"), name="datetime").tz_localize(KST)
 
 
 def equity_frame(run: FastRun, values: np.ndarray, cash: np.ndarray) -> pd.DataFrame:

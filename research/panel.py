@@ -56,6 +56,10 @@ def register_field_provider(label: str, provider: FieldProvider) -> None:
     _PROVIDERS[:] = [(k, p) for k, p in _PROVIDERS if k != label] + [(label, provider)]
 
 
+def unregister_field_provider(label: str) -> None:
+    _PROVIDERS[:] = [(k, p) for k, p in _PROVIDERS if k != label]
+
+
 def field_providers() -> list[str]:
     return [k for k, _ in _PROVIDERS]
 

@@ -131,7 +131,11 @@ def point_config(base: AppConfig, point: dict[str, Any]) -> AppConfig:
         if isinstance(exc, ValidationError):
             raise ConfigError(format_validation_error(exc, f"grid point {point}")) from None
         raise
-    declared_class(cfg)          # unknown strategy params are errors here, naming the key
+    cls = declared_class(cfg)    # unknown strategy params are errors here, naming the key
+    try:
+        cls.spec_for(cfg.strategy.params)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SweepError(f"grid point {point}: {exc}") from None
     return cfg
 
 

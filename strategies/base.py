@@ -478,7 +478,10 @@ class TargetStrategy(bt.Strategy):
         if not self._held:
             return
         now = self.datetime[0]
-        for code in list(self._held):
+        # feed order, not set order: stop-loss sales get their order refs in the same order in every
+        # process (a set of strings iterates in hash order, which changes with PYTHONHASHSEED)
+        held = self._held
+        for code in [c for c in self.data_by_code if c in held]:
             data = self.data_by_code[code]
             if data.datetime[0] != now:
                 continue
