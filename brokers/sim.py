@@ -59,6 +59,7 @@ class KRXCommInfo(bt.CommInfoBase):
         self.cost_model: CostModel = self.p.cost_model or CostModel()
         self.market = Market(self.p.market)
         self.data = None  # set by KRXBroker.attach; the feed whose bar date is the trade date
+        self._recent: dict[tuple, tuple[int, int]] = {}
 
     def trade_date(self) -> date:
         if self.data is None or not len(self.data):
@@ -66,9 +67,19 @@ class KRXCommInfo(bt.CommInfoBase):
         return self.data.datetime.date(0)
 
     def breakdown(self, size: float, price: float, trade_date: date) -> tuple[int, int]:
-        """(commission, tax) of one fill; ``size`` < 0 is a sale."""
-        value = abs(size) * price
-        return self.cost_model.costs(value, size < 0, trade_date, self.market)
+        """(commission, tax) of one fill; ``size`` < 0 is a sale.
+
+        Remembered for the last few fills: the broker charges a fill and the recorder itemises the
+        same fill right after, and the Decimal arithmetic is the costly part of a fill.
+        """
+        key = (size, price, trade_date)
+        hit = self._recent.get(key)
+        if hit is None:
+            if len(self._recent) > 64:
+                self._recent.clear()
+            value = abs(size) * price
+            hit = self._recent[key] = self.cost_model.costs(value, size < 0, trade_date, self.market)
+        return hit
 
     def _getcommission(self, size, price, pseudoexec):
         commission, tax = self.breakdown(size, price, self.trade_date())
@@ -112,6 +123,8 @@ class KRXBroker(bt.brokers.BackBroker):
         self._reserved: dict[int, float] = {}       # order ref -> price per share reserved (buys)
         self._seen_len: dict[int, int] = {}         # order ref -> len(data) at the last match try
         self._slip_data: bt.AbstractDataBase | None = None
+        self._next_session: dict[date, date] = {}   # bar date -> next trading day (calendar lookups)
+        self._band_of: dict[bt.AbstractDataBase, tuple[float, PriceBand]] = {}  # feed -> (bar time, band)
 
     # ------------------------------------------------------------------ set-up
     def add_code(self, data: bt.AbstractDataBase, market: Market | str) -> KRXCommInfo:
@@ -137,10 +150,28 @@ class KRXBroker(bt.brokers.BackBroker):
         session; intraday orders work in the current one.
         """
         today = data.datetime.date(0)
-        return krx_calendar().next_trading_day(today) if self._is_daily(data) else today
+        if not self._is_daily(data):
+            return today
+        nxt = self._next_session.get(today)
+        if nxt is None:
+            nxt = self._next_session[today] = krx_calendar().next_trading_day(today)
+        return nxt
 
     def session_band(self, data: bt.AbstractDataBase) -> PriceBand:
-        """The price band of the working session (base = the last close before it)."""
+        """The price band of the working session (base = the last close before it).
+
+        Kept per feed for its current bar: the strategy's band check, the reservation of a market
+        buy and the limit check of the same order all ask for it.
+        """
+        key = data.lines.datetime[0]
+        cached = self._band_of.get(data)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        band = self._session_band(data)
+        self._band_of[data] = (key, band)
+        return band
+
+    def _session_band(self, data: bt.AbstractDataBase) -> PriceBand:
         session = self.working_session(data)
         if self._is_daily(data):
             base = data.close[0]
@@ -306,7 +337,7 @@ class KRXBroker(bt.brokers.BackBroker):
 
         (cerebro only records a master datetime in its event-driven loop, not in runonce mode.)
         """
-        latest = max(d.lines.datetime[0] for d in self.cerebro.datas if len(d))
+        latest = max([d.lines.datetime[0] for d in self.cerebro.datas if len(d)])
         return bt.num2date(latest).date()
 
     def next(self) -> None:

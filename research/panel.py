@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from market.ticks import Market
+from strategies.screens import PREV
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class Panel:
         found = self.fields.get(name)
         if found is not None:
             return found
+        if name.endswith(PREV):
+            self.fields[name] = prev = self._previous_bar(self.field(name[: -len(PREV)]))
+            return prev
         for _label, provider in _PROVIDERS:
             new = provider(self, name)
             if new:
@@ -138,6 +142,17 @@ class Panel:
         raise PanelError(f"the panel has no field {name!r}: not a price column ({', '.join(PRICE_FIELDS)}), "
                          f"not an indicator column (feeds.indicators forms, e.g. sma_20, rsi_14) and no field "
                          f"provider ({', '.join(field_providers()) or 'none'}) knows it")
+
+    def _previous_bar(self, values: np.ndarray) -> np.ndarray:
+        """Each cell's value on the code's previous bar (backtrader's ``line[-1]``), NaN before it."""
+        t, n = self.shape
+        last = np.where(self.has_bar, np.arange(t)[:, None], -1)
+        np.maximum.accumulate(last, axis=0, out=last)
+        before = np.vstack([np.full((1, n), -1), last[:-1]])
+        out = values[np.clip(before, 0, None), np.arange(n)]
+        out[before < 0] = np.nan
+        out[~self.has_bar] = np.nan
+        return out
 
     def ensure(self, names: Iterable[str]) -> None:
         """Compute every field in ``names`` now (before the panel is shared with workers)."""
@@ -259,6 +274,9 @@ class PanelValues:
     def div(a: Any, b: Any) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(b != 0, np.divide(a, b), np.nan)
+
+    def prev(self, name: str) -> np.ndarray:
+        return self(name + PREV)
 
 
 def _indicator_provider(panel: Panel, name: str) -> dict[str, np.ndarray] | None:

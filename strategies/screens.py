@@ -56,6 +56,7 @@ class Values(Protocol):
     def any(self, *conditions: Any) -> Any: ...
     def negate(self, condition: Any) -> Any: ...
     def div(self, a: Any, b: Any) -> Any: ...
+    def prev(self, name: str) -> Any: ...
 
 
 def _read(data: bt.AbstractDataBase, name: str) -> float:
@@ -92,6 +93,17 @@ class BarValues:
     @staticmethod
     def div(a: float, b: float) -> float:
         return a / b if b else math.nan
+
+    def prev(self, name: str) -> float:
+        """The value on the code's previous bar (NaN on its first)."""
+        line = getattr(self.data.lines, name, None)
+        if line is None:
+            raise AttributeError(f"feed {self.data._name} has no line {name!r}")
+        return float(line[-1]) if len(self.data) > 1 else math.nan
+
+
+PREV = "@prev"
+"""Suffix of a field holding the previous bar's value of a column (``sma_10@prev``) on a panel."""
 
 
 Rule = Callable[[Values], Any]
@@ -211,6 +223,30 @@ def below(a: Value, b: Value) -> Screen:
     return _compare(a, b, lambda x, y: x < y, f"{a}<{b}")
 
 
+def crosses_above(a: str, b: Value) -> Screen:
+    """``a`` above ``b`` on this bar and not above it on the code's previous bar (a fresh cross)."""
+    def rule(v: Values) -> Any:
+        x, y = v(a), _value(v, b)
+        px = v.prev(a)
+        py = v.prev(b) if isinstance(b, str) else float(b)
+        return v.all(x == x, y == y, px == px, py == py, x > y, px <= py)
+    s = rule_screen(f"{a} crosses above {b}", rule, (a, b))
+    prev = (a + PREV,) + ((b + PREV,) if isinstance(b, str) else ())
+    return Screen(s.name, None, s.indicators, s.rule, s.fields + prev)
+
+
+def crosses_below(a: str, b: Value) -> Screen:
+    """``a`` below ``b`` on this bar and not below it on the code's previous bar."""
+    def rule(v: Values) -> Any:
+        x, y = v(a), _value(v, b)
+        px = v.prev(a)
+        py = v.prev(b) if isinstance(b, str) else float(b)
+        return v.all(x == x, y == y, px == px, py == py, x < y, px >= py)
+    s = rule_screen(f"{a} crosses below {b}", rule, (a, b))
+    prev = (a + PREV,) + ((b + PREV,) if isinstance(b, str) else ())
+    return Screen(s.name, None, s.indicators, s.rule, s.fields + prev)
+
+
 def rsi_above(level: float, period: int = 14) -> Screen:
     return above(f"rsi_{period}", level)
 
@@ -281,7 +317,7 @@ def min_turnover(krw: float, period: int = 20) -> Screen:
 
 
 SCREENS: dict[str, Callable[..., Screen]] = {
-    f.__name__: f for f in (above, below, rsi_above, rsi_below, macd_bullish, trend_up, bollinger_breakout,
+    f.__name__: f for f in (above, below, crosses_above, crosses_below, rsi_above, rsi_below, macd_bullish, trend_up, bollinger_breakout,
                             bollinger_oversold, atr_below_pct, volume_surge, near_high, min_turnover)
 }
 """The built-in screens by name (the vocabulary of ``parse_screen``)."""

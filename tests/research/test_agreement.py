@@ -1,6 +1,6 @@
 """The fast engine agrees with the event-driven simulator fill for fill.
 
-For each example strategy (all three are declarations) and a spread of broker and risk settings —
+For each example strategy (all four are declarations) and a spread of broker and risk settings —
 DAY expiry, tick rounding and rejection, band checks, the upper-limit reservation of market buys
 (and the margin calls of the last-close reservation), the volume cap with partial fills, slippage in
 ticks, commission and the dated sell tax, stop-losses, the daily-loss kill switch, the sizers and
@@ -69,6 +69,17 @@ DEMO_CASES = {
         "data": demo(8, start="2021-01-04", end="2022-12-29"),
         "strategy": {"name": "target_buy", "targets": str(ROOT / "configs" / "targets-demo.yaml")},
         "risk": {"limits": {"max_position_pct": 40, "stop_loss_pct": 10}}},
+    "smacross-fixed-size-cap": {
+        "broker": {"cash": 40_000_000, "volume_cap_pct": 5, "slippage_ticks": 1},
+        "data": demo(15, seed=13),
+        "strategy": {"name": "sma_cross", "params": {"fast": 5, "slow": 20}},
+        "risk": {"sizer": {"kind": "fixed_size", "size": 200}, "limits": {"max_position_pct": None,
+                                                                         "max_exposure_pct": None}}},
+    "smacross-max-positions-ascending-stop": {
+        "broker": {"cash": 40_000_000},
+        "data": demo(15, seed=14),
+        "strategy": {"name": "sma_cross", "params": {"fast": 10, "slow": 30, "max_positions": 4}},
+        "risk": {"sizer": {"kind": "equal_weight", "slots": 4}, "limits": {"stop_loss_pct": 6}}},
     "hold-topup": {
         "broker": {"cash": 20_000_000},
         "data": demo(12, seed=3, start="2023-01-02", end="2023-12-28"),

@@ -23,14 +23,28 @@ from research.rules import FastEngineUnsupported, _screen_mask
 from strategies import screens as S
 
 
-class Bar:
-    """What a screen reads from a backtrader feed: ``data.lines.<name>[0]`` and ``data._name``."""
+class Line:
+    def __init__(self, now: float, before: float) -> None:
+        self.now, self.before = now, before
 
-    def __init__(self, code: str, values: dict[str, float]) -> None:
+    def __getitem__(self, ago: int) -> float:
+        return {0: self.now, -1: self.before}[ago]
+
+
+class Bar:
+    """What a screen reads from a backtrader feed: ``data.lines.<name>[0]`` / ``[-1]``, ``len(data)``."""
+
+    def __init__(self, code: str, values: dict[str, float], before: dict[str, float] | None = None,
+                 length: int = 2) -> None:
         self._name = code
-        self.lines = SimpleNamespace(**{k: [v] for k, v in values.items()})
+        before = before or {}
+        self.lines = SimpleNamespace(**{k: Line(v, before.get(k, float("nan"))) for k, v in values.items()})
+        self.length = length
         for k in ("close", "volume"):
             setattr(self, k, [values[k]])
+
+    def __len__(self) -> int:
+        return self.length
 
 
 SCREENS = [
@@ -39,6 +53,7 @@ SCREENS = [
     S.bollinger_oversold(), S.atr_below_pct(3.0), S.volume_surge(1.5), S.near_high(0.9, 60),
     S.min_turnover(1e9), S.above(5000, "close"),
     S.trend_up(20, 60) & S.volume_surge(1.5) & ~S.rsi_above(80),
+    S.crosses_above("sma_10", "sma_30"), S.crosses_below("close", "sma_20"), S.crosses_above("rsi_14", 50.0),
     (S.rsi_below(30) | S.bollinger_oversold()) & S.min_turnover(5e8),
 ]
 
@@ -52,7 +67,7 @@ def panel_of(frames, markets) -> Panel:
 
 
 def check(panel: Panel, rows: np.ndarray) -> int:
-    names = sorted({f for sc in SCREENS for f in sc.fields} | {"close", "volume"})
+    names = sorted({f for sc in SCREENS for f in sc.fields if not f.endswith(S.PREV)} | {"close", "volume"})
     cells = 0
     for screen in SCREENS:
         mask = _screen_mask(screen, panel, rows)
@@ -60,7 +75,9 @@ def check(panel: Panel, rows: np.ndarray) -> int:
             for c, code in enumerate(panel.codes):
                 if not panel.has_bar[r, c]:
                     continue
-                bar = Bar(code, {n: float(panel.field(n)[r, c]) for n in names})
+                prev_rows = np.flatnonzero(panel.has_bar[:r, c])
+                before = {n: float(panel.field(n)[prev_rows[-1], c]) for n in names} if len(prev_rows) else {}
+                bar = Bar(code, {n: float(panel.field(n)[r, c]) for n in names}, before, 1 + len(prev_rows))
                 assert bool(mask[r_i, c]) == screen(bar), (screen.name, code, panel.dates[r])
                 cells += 1
     return cells
