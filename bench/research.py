@@ -79,7 +79,12 @@ def child_fast(body: dict, repeat: int) -> dict:
     from research.rules import compile_inputs
     from research.store import load_panel
 
+    from market.calendar import krx_calendar
+
     cfg = parse_config(body)
+    t = time.perf_counter()
+    krx_calendar()                      # exchange_calendars' XKRX: built once per process, both engines
+    calendar = time.perf_counter() - t
     t0 = time.perf_counter()
     cls = E.declared_class(cfg)
     spec = cls.spec_for(cfg.strategy.params)
@@ -104,7 +109,7 @@ def child_fast(body: dict, repeat: int) -> dict:
     record = E.build_record(run, out)
     t6 = time.perf_counter()
     return {"bars": int(win.bars), "codes": len(win.codes), "sessions": len(win.dates), "cached": load.from_cache,
-            "load": t1 - t0, "indicators": t2 - t1, "compile": t3 - t2, "kernel_first": t4 - t3,
+            "calendar": calendar, "load": t1 - t0, "indicators": t2 - t1, "compile": t3 - t2, "kernel_first": t4 - t3,
             "kernel": min(kernel) if kernel else t4 - t3, "record": t6 - t5, "fills": int(len(record.trades)),
             "total": (t1 - t0) + (t2 - t1) + (t3 - t2) + (t4 - t3), "peak_rss": peak_rss()}
 
@@ -120,7 +125,18 @@ def child_vectorbt(body: dict, repeat: int) -> dict:
     from research.store import load_panel
 
     cfg = parse_config(body)
+    t = time.perf_counter()
     panel, _ = load_panel(cfg.data)
+    load = time.perf_counter() - t
+    index = pd.DatetimeIndex(panel.dates.astype("datetime64[ns]"))
+    t = time.perf_counter()
+    # the usual vectorbt workflow computes its signals on the close matrix with pandas
+    close_all = pd.DataFrame(panel.field("close"), index=index, columns=panel.codes)
+    f10, f30 = close_all.rolling(10).mean(), close_all.rolling(30).mean()
+    own_entries = (f10 > f30) & (f10.shift() <= f30.shift())
+    own_exits = f10 < f30
+    signals = time.perf_counter() - t
+    del f10, f30, own_entries, own_exits, close_all
     add_panel_indicators(panel, ["sma_10", "sma_30"])
     win = E.window_panel(panel, cfg.data)
     fast, slow = win.field("sma_10"), win.field("sma_30")
@@ -138,6 +154,7 @@ def child_vectorbt(body: dict, repeat: int) -> dict:
         total = float(pf.total_return().mean())
         times.append(time.perf_counter() - t)
     return {"bars": int(win.bars), "cells": int(close.size), "first": times[0], "warm": min(times[1:]),
+            "load": load, "signals": signals,
             "orders": int(pf.orders.count().sum()), "mean_return": total, "peak_rss": peak_rss(),
             "version": vbt.__version__, "entries": int(np.asarray(entries).sum())}
 
@@ -174,7 +191,8 @@ def child_sweep(body: dict, points: int, cpus: int, out: str) -> dict:
     grid = {"top_n": tops[:n_top], "fast": fasts[: max(1, min(len(fasts), points))]}
     result = run_sweep(cfg, grid, out=Path(out), num_cpus=cpus, executor="ray")
     return {"points": result.ran, "seconds": result.seconds, "workers": result.workers,
-            "points_per_second": result.points_per_second, "prepare": result.prepare_seconds}
+            "points_per_second": result.points_per_second, "prepare": result.prepare_seconds,
+            "startup": result.startup_seconds}
 
 
 CHILDREN = {"fast": child_fast, "vectorbt": child_vectorbt, "check": child_check, "sweep": child_sweep}
@@ -205,7 +223,7 @@ def main() -> int:
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--check-codes", type=int, default=30)
-    ap.add_argument("--sweep-codes", type=int, default=500)
+    ap.add_argument("--sweep-codes", type=int, default=2500)
     ap.add_argument("--sweep-points", type=int, default=8)
     ap.add_argument("--skip", default="", help="comma list of: vectorbt, check, sweep")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -224,7 +242,9 @@ def main() -> int:
 
     fc = spawn("fast", cross, args.repeat)
     fs = spawn("fast", screen, args.repeat)
-    print(f"\nfast engine ({fc['bars']:,} bars = {fc['codes']:,} codes x {fc['sessions']:,} sessions, panel cached):")
+    print(f"\nfast engine ({fc['bars']:,} bars = {fc['codes']:,} codes x {fc['sessions']:,} sessions, panel cached; "
+          f"the KRX calendar, built once per process by either engine, took {fc['calendar']:.2f} s and is not in "
+          f"the total):")
     print(f"{'':24}{'load':>7}{'indic.':>8}{'screens':>9}{'kernel':>8}{'= total':>9}{'bars/s':>13}"
           f"{'kernel bars/s':>15}{'peak RSS':>10}{'fills':>8}")
     for name, r in (("sma_cross (10 sh/signal)", fc), ("screen_momentum", fs)):
@@ -233,10 +253,11 @@ def main() -> int:
               f"{r['peak_rss'] / GB:9.2f}G{r['fills']:8,}")
     print(f"  (kernel again, warm: sma_cross {fc['kernel']:.3f} s, screen_momentum {fs['kernel']:.3f} s; "
           f"building the run record afterwards: {fc['record']:.2f} s / {fs['record']:.2f} s)")
-    goal_time = fs["total"] <= 10.0
+    whole = fs["total"] + fs["calendar"]
+    goal_time = whole <= 10.0
     goal_mem = max(fc["peak_rss"], fs["peak_rss"]) <= 2 * GB
-    print(f"goal: whole-market screen backtest <= 10 s on {cores} cores: {fs['total']:.2f} s -> "
-          f"{'OK' if goal_time else 'MISSED'}")
+    print(f"goal: whole-market screen backtest <= 10 s on {cores} cores: {whole:.2f} s with the calendar "
+          f"({fs['total']:.2f} s without) -> {'OK' if goal_time else 'MISSED'}")
     print(f"goal: peak memory <= 2 GB: {max(fc['peak_rss'], fs['peak_rss']) / GB:.2f} GB -> "
           f"{'OK' if goal_mem else 'MISSED'}")
 
@@ -247,14 +268,18 @@ def main() -> int:
             print("\nvectorbt: not installed (pip install -e '.[bench]'); comparison skipped")
         else:
             vb = spawn("vectorbt", cross, args.repeat)
-            per_bar = (fc["total"] / fc["bars"]) / (vb["warm"] / vb["bars"])
-            print(f"\nvectorbt {vb['version']} on the same panel and signals ({vb['entries']:,} entries, "
-                  f"{vb['orders']:,} orders; fills at the signal close, no KRX rules):")
-            print(f"  first call {vb['first']:.2f} s (numba compile), warm {vb['warm']:.2f} s = "
-                  f"{vb['bars'] / vb['warm']:,.0f} bars/s; peak RSS {vb['peak_rss'] / GB:.2f} GB")
-            print(f"  fast engine / vectorbt time per bar: whole run {per_bar:.2f}x, kernel only "
-                  f"{(fc['kernel'] / fc['bars']) / (vb['warm'] / vb['bars']):.2f}x  "
-                  f"-> {'faster than vectorbt' if per_bar < 1 else 'SLOWER than vectorbt (goal missed)'}")
+            sim_ratio = (fc["kernel_first"] / fc["bars"]) / (vb["warm"] / vb["bars"])
+            vb_total = vb["load"] + vb["signals"] + vb["warm"]
+            e2e_ratio = (fc["total"] / fc["bars"]) / (vb_total / vb["bars"])
+            print(f"\nvectorbt {vb['version']} on the same panel ({vb['entries']:,} entries, {vb['orders']:,} orders; "
+                  f"fills at the signal bar's close, no KRX rules), numba already compiled:")
+            print(f"  simulation: Portfolio.from_signals {vb['warm']:.2f} s ({vb['bars'] / vb['warm']:,.0f} bars/s) vs "
+                  f"the fast kernel with records {fc['kernel_first']:.2f} s -> {sim_ratio:.2f}x the time per bar "
+                  f"-> {'faster than vectorbt' if sim_ratio < 1 else 'SLOWER than vectorbt (goal missed)'}")
+            print(f"  end to end: vectorbt load {vb['load']:.2f} + pandas SMAs and signals {vb['signals']:.2f} + "
+                  f"simulation {vb['warm']:.2f} = {vb_total:.2f} s vs the fast engine {fc['total']:.2f} s "
+                  f"-> {e2e_ratio:.2f}x (the fast engine's indicators are per code over its own bars, equal to ta)")
+            print(f"  vectorbt's first call (its numba compile) {vb['first']:.2f} s; peak RSS {vb['peak_rss'] / GB:.2f} GB")
 
     if "check" not in skip:
         ck = spawn("check", cross_body(args.check_codes, 3))
@@ -278,7 +303,8 @@ def main() -> int:
         print(f"  1 core : {one['points_per_second']:.2f} points/s ({one['seconds']:.1f} s)")
         print(f"  {allc['workers']} cores: {allc['points_per_second']:.2f} points/s ({allc['seconds']:.1f} s) -> "
               f"speed-up {allc['points_per_second'] / one['points_per_second']:.2f}x")
-        print(f"  (before the points: panel load and indicators {allc['prepare']:.1f} s; Ray start-up not counted)")
+        print(f"  (before the points: panel load and indicators {allc['prepare']:.1f} s, Ray start-up and worker "
+              f"imports {one['startup']:.1f} s / {allc['startup']:.1f} s — not in points/s)")
     return 0 if (goal_time and goal_mem) else 1
 
 

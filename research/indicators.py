@@ -175,7 +175,7 @@ def _pandas_rows(x: np.ndarray, rows: np.ndarray, op) -> np.ndarray:
     return op(pd.DataFrame(np.ascontiguousarray(x[rows].T))).to_numpy().T
 
 
-def sma(x: np.ndarray, n: int, minp: int) -> np.ndarray:
+def sma(x: np.ndarray, n: int, minp: int, clean: bool = False) -> np.ndarray:
     """``rolling_mean``; rows with a NaN between observations go through pandas.
 
     pandas 3.1 removes a value from its running sum slightly differently from the earlier
@@ -183,7 +183,7 @@ def sma(x: np.ndarray, n: int, minp: int) -> np.ndarray:
     NaN inside, so this is a guard, not a path the indicators take.
     """
     out = rolling_mean(x, n, minp)
-    rows = _interior_nan_rows(x)
+    rows = [] if clean else _interior_nan_rows(x)
     if len(rows):
         out[rows] = _pandas_rows(x, rows, lambda f: f.rolling(n, min_periods=minp).mean())
     return out
@@ -202,6 +202,101 @@ def ewm(x: np.ndarray, com: float, minp: int) -> np.ndarray:
         rows = _interior_nan_rows(x)
         if len(rows):
             out[rows] = _pandas_rows(x, rows, lambda f: f.ewm(com=com, min_periods=minp, adjust=False).mean())
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def rsi_rows(close: np.ndarray, n: int, com: float) -> np.ndarray:
+    """ta's ``RSIIndicator`` per row in one pass: the same element-wise steps (``diff``; gains and
+    losses by ``where``, the loss negated as pandas does, so it is -0.0 on a rise) feeding two
+    ``ewm_mean`` recursions, then ``where(loss == 0, 100, 100 - 100 / (1 + gain / loss))``.
+
+    The first difference is NaN and ``where`` turns it into 0.0, so neither average ever sees a NaN
+    between observations: this fused form needs none of ``ewm``'s guards.
+    """
+    rows, cols = close.shape
+    out = np.empty_like(close)
+    alpha = 1.0 / (1.0 + com)
+    factor = 1.0 - alpha
+    for r in nb.prange(rows):
+        c = close[r]
+        up_w = 0.0
+        dn_w = 0.0
+        up_old = 1.0
+        dn_old = 1.0
+        nobs = 0
+        for i in range(cols):
+            d = c[i] - c[i - 1] if i > 0 else np.nan
+            up = d if d > 0 else 0.0
+            dn = -(d if d < 0 else 0.0)
+            nobs += 1
+            if i == 0:
+                up_w = up
+                dn_w = dn
+            else:
+                up_old *= factor ** 1.0
+                if up_w != up:
+                    up_w = up_old * up_w + alpha * up
+                    up_w /= up_old + alpha
+                up_old = 1.0
+                dn_old *= factor ** 1.0
+                if dn_w != dn:
+                    dn_w = dn_old * dn_w + alpha * dn
+                    dn_w /= dn_old + alpha
+                dn_old = 1.0
+            if nobs >= n:
+                if dn_w == 0:
+                    out[r, i] = 100.0
+                else:
+                    out[r, i] = 100 - (100 / (1 + up_w / dn_w))
+            else:
+                out[r, i] = np.nan
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def atr_rows(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, com: float,
+             counts: np.ndarray) -> np.ndarray:
+    """``feeds.indicators.wilder_atr`` per row in one pass: true range (the NaN-skipping maximum of
+    high − low, |high − previous close|, |low − previous close|), seeded with the mean true range of
+    the first ``n`` bars, then ``ewm(alpha=1/n, adjust=False)``; NaN for the first n−1 bars and for
+    codes with fewer than n bars.
+
+    Panel prices are whole KRW, so the seed's sum is exact in any order: the same as pandas' mean.
+    """
+    rows, cols = close.shape
+    out = np.full_like(close, np.nan)
+    alpha = 1.0 / (1.0 + com)
+    factor = 1.0 - alpha
+    for r in nb.prange(rows):
+        if counts[r] < n or cols < n:
+            continue
+        h, lo, c = high[r], low[r], close[r]
+        total = 0.0
+        weighted = 0.0
+        old_wt = 1.0
+        for i in range(cols):
+            tr = h[i] - lo[i]
+            if i > 0:
+                a = abs(h[i] - c[i - 1])
+                b = abs(lo[i] - c[i - 1])
+                if tr != tr or a > tr:
+                    tr = a if a == a else tr
+                if tr != tr or b > tr:
+                    tr = b if b == b else tr
+            if i < n:
+                total += tr
+                if i == n - 1:
+                    weighted = total / n
+                    out[r, i] = weighted
+                continue
+            old_wt *= factor ** 1.0
+            if tr == tr:
+                if weighted != tr:
+                    weighted = old_wt * weighted + alpha * tr
+                    weighted /= old_wt + alpha
+                old_wt = 1.0
+            out[r, i] = weighted
     return out
 
 
@@ -267,7 +362,8 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _sma(x: np.ndarray, n: int) -> np.ndarray:
-    return sma(x, n, n)
+    """SMA of a packed price column (a bar series has no NaN between its bars)."""
+    return sma(x, n, n, clean=True)
 
 
 def _ema(x: np.ndarray, n: int) -> np.ndarray:
@@ -275,31 +371,11 @@ def _ema(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _rsi(close: np.ndarray, n: int) -> np.ndarray:
-    diff = close - _shift(close, 1)
-    with np.errstate(invalid="ignore"):
-        up = np.where(diff > 0, diff, 0.0)
-        down = -np.where(diff < 0, diff, 0.0)
-    com = _com_from_alpha(1 / n)
-    emaup = ewm(up, com, n)
-    emadn = ewm(down, com, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rs = emaup / emadn
-        return np.where(emadn == 0, 100, 100 - (100 / (1 + rs)))
+    return rsi_rows(close, n, _com_from_alpha(1 / n))
 
 
 def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
-    """``feeds.indicators.wilder_atr`` row-wise: mean true range of the first n bars, then Wilder."""
-    prev = _shift(close, 1)
-    with np.errstate(invalid="ignore"):
-        tr = np.fmax(np.fmax(high - low, np.abs(high - prev)), np.abs(low - prev))  # NaN-skipping max
-    out = np.full_like(tr, np.nan)
-    if tr.shape[1] < n:
-        return out
-    seeded = tr[:, n - 1:].copy()
-    seeded[:, 0] = tr[:, :n].mean(axis=1)
-    out[:, n - 1:] = ewm(seeded, _com_from_alpha(1.0 / n), 0)
-    out[counts < n] = np.nan
-    return out
+    return atr_rows(high, low, close, n, _com_from_alpha(1.0 / n), counts.astype(np.int64))
 
 
 def _compute(spec: IndicatorSpec, packed: Packed, panel: "Panel") -> list[np.ndarray]:
@@ -331,7 +407,7 @@ def _compute(spec: IndicatorSpec, packed: Packed, panel: "Panel") -> list[np.nda
             signal = _ema(macd, p[2])
             return [macd, signal, macd - signal]
         if k == "bb":
-            mavg = sma(close, p[0], p[0])
+            mavg = sma(close, p[0], p[0], clean=True)
             mstd = rolling_std(close, p[0], p[0], 0)
             hband = mavg + p[1] * mstd
             lband = mavg - p[1] * mstd

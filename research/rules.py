@@ -85,11 +85,15 @@ class SessionRules:
 _RULES_CACHE: dict[tuple, SessionRules] = {}
 
 
+def schedule_key(cost_model: CostModel) -> tuple:
+    """The sell-tax schedule as a hashable value (what the session rules depend on besides dates)."""
+    return tuple((since, tuple(sorted((m.value, r) for m, r in rates.items())))
+                 for since, rates in cost_model.tax_schedule)
+
+
 def session_rules(dates: list[date], cost_model: CostModel) -> SessionRules:
     """The session facts of ``dates`` (cached: sweeps ask for the same windows again and again)."""
-    schedule = tuple((since, tuple(sorted((m.value, r) for m, r in rates.items())))
-                     for since, rates in cost_model.tax_schedule)
-    key = (tuple(dates), schedule)
+    key = (tuple(dates), schedule_key(cost_model))
     hit = _RULES_CACHE.get(key)
     if hit is None:
         if len(_RULES_CACHE) > 16:

@@ -48,10 +48,10 @@ import yaml
 
 from configs.schema import AppConfig, ConfigError, format_validation_error
 from research.engine import (KERNEL_COMMISSION, KERNEL_FILLS, KERNEL_TAX, KERNEL_TRADED, cost_model_for,
-                             data_config, declared_class, required_fields, window_panel)
+                             data_config, declared_class, kernel_cached, required_fields, window_panel)
 from research.indicators import add_panel_indicators
 from research.panel import Panel
-from research.rules import compile_inputs
+from research.rules import compile_inputs, schedule_key, session_rules
 from research.store import load_panel
 from strategies.targets import TargetBook, load_targets
 
@@ -146,6 +146,9 @@ class Window:
     label: str            # "" (whole window), "is_" or "oos_"
     start: date | None
     end: date | None
+    # session facts per tax schedule, computed once in the driver: a worker then never builds the
+    # KRX calendar (exchange_calendars takes seconds per process)
+    rules: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 def windows_for(cfg: AppConfig, panel: Panel, split: date | float | None) -> list[Window]:
@@ -205,7 +208,8 @@ def evaluate_point(panel: Panel, cfg_json: dict[str, Any], point: dict[str, Any]
     for w in windows:
         data = cfg.data.model_copy(update={"start": w.start, "end": w.end})
         win = window_panel(panel, data)
-        inputs = compile_inputs(cfg, spec, win, targets, cost_model)
+        rules = w.rules.get((tuple(win.py_dates()), schedule_key(cost_model)))
+        inputs = compile_inputs(cfg, spec, win, targets, cost_model, rules)
         out = K.simulate(*inputs.args(record=False))
         row.update({f"{w.label}{k}": v for k, v in point_metrics(win, out, cfg).items()})
     row["seconds"] = time.perf_counter() - t0
@@ -226,6 +230,12 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+def _import_engine() -> bool:
+    import research.kernel  # noqa: F401  (numba loads the compiled kernel from its cache on first use)
+    import research.sweep  # noqa: F401
+    return True
 
 
 def _project_root() -> str:
@@ -262,6 +272,12 @@ class RayExecutor:
             self.started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
 
+    def warm(self) -> None:
+        """Start every worker and import the engine there (a few seconds each, paid once per sweep)."""
+        ray = self.ray
+        warm = ray.remote(num_cpus=1)(_import_engine)
+        ray.get([warm.remote() for _ in range(self.workers)])
+
     def run(self, panel: Panel, tasks: list[tuple[dict, dict]], windows: list[Window],
             targets: TargetBook | None) -> Iterator[dict[str, Any]]:
         ray = self.ray
@@ -291,6 +307,7 @@ class SweepResult:
     metric: str
     rank_key: str
     prepare_seconds: float = 0.0
+    startup_seconds: float = 0.0
     html: Path | None = None
     params: list[str] = field(default_factory=list)
 
@@ -381,6 +398,13 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
     panel.ensure(dict.fromkeys(others))
     panel.ensure(("open", "high", "low", "close", "volume"))   # float views, shared by every task
     windows = windows_for(cfg, panel, split)
+    for pc in configs:
+        cm = cost_model_for(pc)
+        for w in windows:
+            dates = window_panel(panel, pc.data.model_copy(update={"start": w.start, "end": w.end})).py_dates()
+            key = (tuple(dates), schedule_key(cm))
+            if key not in w.rules:
+                w.rules[key] = session_rules(dates, cm)
     signature = _signature(cfg, windows, list(grid))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -393,8 +417,11 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
     t_prepared = time.perf_counter()
 
     ex = executor
+    t_start_ex = time.perf_counter()
     if executor == "ray":
         ex = RayExecutor(address or sw.address, num_cpus or sw.num_cpus)
+        if todo:
+            ex.warm()
     elif executor == "inline":
         ex = InlineExecutor()
     ran = 0
@@ -403,13 +430,23 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
         if progress:
             progress("sweep", skipped, len(points))
         with (out / POINTS_JSONL).open("a", encoding="utf-8") as fh:
-            for row in ex.run(panel, todo, windows, targets) if todo else ():
+            def done(row: dict[str, Any]) -> None:
+                nonlocal ran
                 fh.write(json.dumps(_json_safe(row)) + "\n")
                 fh.flush()
                 finished[row["id"]] = _json_safe(row)
                 ran += 1
                 if progress:
                     progress("sweep", skipped + ran, len(points))
+
+            if todo and not isinstance(ex, InlineExecutor) and not kernel_cached():
+                # compile the kernel once here (numba caches it on disk) instead of in every worker at
+                # once; the point is a real one and counts
+                log.warning("compiling the fast engine (numba, first run on this machine only, about 30 s)")
+                cfg_json, point = todo.pop(0)
+                done(evaluate_point(panel, cfg_json, point, windows, targets))
+            for row in ex.run(panel, todo, windows, targets) if todo else ():
+                done(row)
     finally:
         ex.close()
     run_seconds = time.perf_counter() - t_run
@@ -422,7 +459,8 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
         r["rank"] = rank
     result = SweepResult(out=out, rows=rows, ran=ran, skipped=skipped, seconds=run_seconds,
                          workers=getattr(ex, "workers", 1), metric=metric, rank_key=rank_key,
-                         prepare_seconds=t_prepared - t_start, params=list(grid))
+                         prepare_seconds=t_prepared - t_start, startup_seconds=t_run - t_start_ex,
+                         params=list(grid))
     write_results(result, cfg, grid, heatmap, split)
     return result
 
@@ -459,8 +497,8 @@ def best_points(result: SweepResult, n: int = 5) -> list[dict[str, Any]]:
 def describe(result: SweepResult) -> str:
     """A few lines for the terminal: speed and the best points."""
     lines = [f"sweep: {result.ran} point(s) run, {result.skipped} skipped (finished before) in {result.seconds:.1f} s "
-             f"on {result.workers} worker(s) ({result.points_per_second:.2f} points/s; "
-             f"{result.prepare_seconds:.1f} s loading and indicators)"]
+             f"on {result.workers} worker(s) ({result.points_per_second:.2f} points/s; before that "
+             f"{result.prepare_seconds:.1f} s loading and indicators, {result.startup_seconds:.1f} s starting workers)"]
     for r in result.rows[:5]:
         params = ", ".join(f"{p}={r.get(p)}" for p in result.params)
         score = r.get(result.rank_key)
