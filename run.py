@@ -119,8 +119,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     engine = args.engine or cfg.research.engine
     with _run_log(out):
         if engine == "fast":
-            from research.engine import run_fast_backtest
+            from research.engine import kernel_cached, run_fast_backtest
 
+            _note_compile(kernel_cached())
             result = run_fast_backtest(cfg, progress=ProgressBar())
         else:
             result = run_backtest(cfg, progress=ProgressBar())
@@ -129,6 +130,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     print(_summary_table(metrics, report, time.perf_counter() - t0, result.record.synthetic))
     return 0
+
+
+def _note_compile(cached: bool) -> None:
+    if not cached:
+        print("fast engine: compiling its kernel with numba (first run on this machine only, about 30 s; "
+              "cached afterwards)", file=sys.stderr, flush=True)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -154,6 +161,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise ValueError(f"--walk-forward {args.walk_forward!r}: expected a date (2022-12-30) or the "
                                  "in-sample share of sessions (0.7)") from None
     heatmap = args.heatmap.split(",") if args.heatmap else None
+    from research.engine import kernel_cached
+
+    _note_compile(kernel_cached())
     result = run_sweep(cfg, grid, out=Path(args.out) if args.out else None, metric=args.metric,
                        walk_forward=split, heatmap=heatmap, address=args.address, num_cpus=args.cpus,
                        executor="inline" if args.inline else "ray", progress=ProgressBar())
