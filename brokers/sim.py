@@ -123,8 +123,9 @@ class KRXBroker(bt.brokers.BackBroker):
         self._reserved: dict[int, float] = {}       # order ref -> price per share reserved (buys)
         self._seen_len: dict[int, int] = {}         # order ref -> len(data) at the last match try
         self._slip_data: bt.AbstractDataBase | None = None
-        self._next_session: dict[date, date] = {}   # bar date -> next trading day (calendar lookups)
+        self._next_session: dict[int, date] = {}    # bar date (ordinal) -> next trading day
         self._band_of: dict[bt.AbstractDataBase, tuple[float, PriceBand]] = {}  # feed -> (bar time, band)
+        self._bands: dict[tuple[int, date, Market], PriceBand] = {}             # price_band() results
 
     # ------------------------------------------------------------------ set-up
     def add_code(self, data: bt.AbstractDataBase, market: Market | str) -> KRXCommInfo:
@@ -149,12 +150,12 @@ class KRXBroker(bt.brokers.BackBroker):
         Daily bars are complete at the close, so an order placed on them works in the next
         session; intraday orders work in the current one.
         """
-        today = data.datetime.date(0)
         if not self._is_daily(data):
-            return today
-        nxt = self._next_session.get(today)
+            return data.datetime.date(0)
+        day = int(data.lines.datetime[0])          # the bar's date as a proleptic ordinal
+        nxt = self._next_session.get(day)
         if nxt is None:
-            nxt = self._next_session[today] = krx_calendar().next_trading_day(today)
+            nxt = self._next_session[day] = krx_calendar().next_trading_day(date.fromordinal(day))
         return nxt
 
     def session_band(self, data: bt.AbstractDataBase) -> PriceBand:
@@ -177,7 +178,13 @@ class KRXBroker(bt.brokers.BackBroker):
             base = data.close[0]
         else:
             base = self._previous_session_close(data)
-        return price_band(max(1, int(round(base))), session, self.market_of(data))
+        key = (max(1, int(round(base))), session, self.market_of(data))
+        band = self._bands.get(key)
+        if band is None:                      # bands repeat: the same base price on the same day
+            if len(self._bands) > 4096:
+                self._bands.clear()
+            band = self._bands[key] = price_band(*key)
+        return band
 
     @staticmethod
     def _previous_session_close(data: bt.AbstractDataBase) -> float:
@@ -284,7 +291,9 @@ class KRXBroker(bt.brokers.BackBroker):
             return  # no new bar for this code since the last try (halt) or since creation
         self._seen_len[order.ref] = n
         session = self._session_of.get(order.ref)
-        if session is not None and data.datetime.date(0) != session:
+        # backtrader's date numbers are proleptic ordinals plus the time of day: comparing whole days
+        # as integers spares a datetime conversion on every matching try
+        if session is not None and int(data.lines.datetime[0]) != session.toordinal():
             return  # the order's session has no bar for this code (halted that day)
         self._slip_data = data  # backtrader's _slip_up/_slip_down do not receive the order
         super()._try_exec(order)

@@ -245,8 +245,12 @@ class TargetStrategy(bt.Strategy):
             return None
         expected = self._expected_price(data, plimit if exectype == bt.Order.StopLimit else price)
         equity = float(self.broker.getvalue())
-        code_value = self.getposition(data).size * float(data.close[0]) + self.pending_qty(code, True) * expected
-        invested = self._invested_value()
+        # the position and exposure figures only feed limits that are on (RiskLimits ignores them
+        # when its cap is None), so a run without those caps does not add them up for every order
+        limits = self.limits
+        code_value = (self.getposition(data).size * float(data.close[0]) + self.pending_qty(code, True) * expected
+                      if limits.max_position_pct is not None else 0.0)
+        invested = self._invested_value() if limits.max_exposure_pct is not None else 0.0
         left = self.capital_left(code)
         if size is None:
             # the sizer's answer is trimmed to what the limits and the allocation allow; an explicit
