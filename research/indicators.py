@@ -7,8 +7,8 @@ row, not a gap filled with the last price), with ``ta`` — which is pandas unde
 
 1. the panel is *packed*: code by code, its bars in time order followed by NaN, one row per code
    (``Packed``) — each row is exactly the series ``feeds.indicators`` sees for that code;
-2. element-wise steps (``diff``, ``shift``, ``where``, ratios) are the same numpy operations
-   pandas performs, so they give the same bits;
+2. element-wise steps (``diff``, ``shift``, ``where``, ratios) are the same IEEE operations pandas
+   performs, in numpy or fused into the kernels (RSI, ATR, ROC), so they give the same bits;
 3. the window steps run in numba kernels, one code per iteration and the codes spread over the
    cores. They follow pandas' own recurrences operation for operation — Kahan-compensated running
    sums for the rolling mean, pandas' normalised recursion (and its centre-of-mass
@@ -205,7 +205,7 @@ def ewm(x: np.ndarray, com: float, minp: int) -> np.ndarray:
     return out
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def rsi_rows(close: np.ndarray, n: int, com: float) -> np.ndarray:
     """ta's ``RSIIndicator`` per row in one pass: the same element-wise steps (``diff``; gains and
     losses by ``where``, the loss negated as pandas does, so it is -0.0 on a rise) feeding two
@@ -300,6 +300,19 @@ def atr_rows(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, com: 
     return out
 
 
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def roc_rows(close: np.ndarray, n: int) -> np.ndarray:
+    """ta's ``ROCIndicator``: ``((close - close.shift(n)) / close.shift(n)) * 100`` per row, NaN for the
+    first n bars (the same three operations per element as pandas)."""
+    rows, cols = close.shape
+    out = np.full_like(close, np.nan)
+    for r in nb.prange(rows):
+        for i in range(n, cols):
+            before = close[r, i - n]
+            out[r, i] = ((close[r, i] - before) / before) * 100
+    return out
+
+
 def _com_from_span(span: int) -> float:
     return float((span - 1) / 2)
 
@@ -310,56 +323,75 @@ def _com_from_alpha(alpha: float) -> float:
 
 # ----------------------------------------------------------------------------------- packing
 
+@nb.njit(cache=True)
+def pack_rows(values: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """(sessions, codes) -> (codes, bars): each code's bars in time order, then NaN."""
+    t_n, c_n = values.shape
+    out = np.full((c_n, t_n), np.nan)
+    k = np.zeros(c_n, np.int64)
+    for t in range(t_n):
+        for c in range(c_n):
+            if has[t, c]:
+                out[c, k[c]] = values[t, c]
+                k[c] += 1
+    return out
+
+
+@nb.njit(cache=True)
+def unpack_rows(rows: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """The inverse of ``pack_rows``: back to (sessions, codes), NaN where a code has no bar."""
+    t_n, c_n = has.shape
+    out = np.full((t_n, c_n), np.nan)
+    k = np.zeros(c_n, np.int64)
+    for t in range(t_n):
+        for c in range(c_n):
+            if has[t, c]:
+                out[t, c] = rows[c, k[c]]
+                k[c] += 1
+    return out
+
+
+@nb.njit(cache=True)
+def previous_bar(values: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Each bar's value on the code's previous bar (backtrader's ``line[-1]``); NaN on the first bar
+    of a code and where it has no bar."""
+    t_n, c_n = values.shape
+    out = np.full((t_n, c_n), np.nan)
+    last = np.full(c_n, np.nan)
+    for t in range(t_n):
+        for c in range(c_n):
+            if has[t, c]:
+                out[t, c] = last[c]
+                last[c] = values[t, c]
+    return out
+
+
 class Packed:
     """Each code's bars in time order, then NaN: one row per code (see the module docstring).
 
-    Only codes with a gap (a halt, a later listing, an earlier delisting) are reordered; a code with
-    a bar on every session is already packed. Packed price columns are kept for the next spec.
+    Packed price columns are kept for the next spec.
     """
 
     def __init__(self, has_bar: np.ndarray) -> None:
-        self.has_bar = has_bar
+        self.has_bar = np.ascontiguousarray(has_bar)
         self.counts = has_bar.sum(axis=0)
-        self.gappy = np.flatnonzero(self.counts < has_bar.shape[0])
-        sub = has_bar[:, self.gappy]
-        self.order = np.argsort(~sub, axis=0, kind="stable")          # bars first, in time order
-        self.tail = np.arange(has_bar.shape[0])[:, None] >= self.counts[self.gappy][None, :]
         self._cache: dict[str, np.ndarray] = {}
 
     def pack(self, values: np.ndarray, name: str | None = None) -> np.ndarray:
         """(codes, bars) float64 rows; cached under ``name`` when given."""
         if name is not None and name in self._cache:
             return self._cache[name]
-        arr = values.astype(np.float64)
-        if len(self.gappy):
-            sub = np.take_along_axis(arr[:, self.gappy], self.order, axis=0)
-            sub[self.tail] = np.nan
-            arr[:, self.gappy] = sub
-        rows = np.ascontiguousarray(arr.T)
+        rows = pack_rows(np.ascontiguousarray(values), self.has_bar)
         if name is not None:
             self._cache[name] = rows
         return rows
 
     def unpack(self, rows: np.ndarray) -> np.ndarray:
         """Back to (sessions, codes), NaN where a code has no bar."""
-        out = np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T)
-        if len(self.gappy):
-            sub = np.empty((out.shape[0], len(self.gappy)))
-            np.put_along_axis(sub, self.order, out[:, self.gappy], axis=0)
-            sub[~self.has_bar[:, self.gappy]] = np.nan
-            out[:, self.gappy] = sub
-        return out
+        return unpack_rows(np.ascontiguousarray(rows, dtype=np.float64), self.has_bar)
 
 
 # ----------------------------------------------------------------------------------- ta formulas
-# Element-wise steps along a row (axis 1), as pandas does them on a Series.
-
-def _shift(x: np.ndarray, k: int) -> np.ndarray:
-    out = np.full_like(x, np.nan)
-    if k < x.shape[1]:
-        out[:, k:] = x[:, :-k] if k else x
-    return out
-
 
 def _sma(x: np.ndarray, n: int) -> np.ndarray:
     """SMA of a packed price column (a bar series has no NaN between its bars)."""
@@ -392,8 +424,7 @@ def _compute(spec: IndicatorSpec, packed: Packed, panel: "Panel") -> list[np.nda
         if k == "rsi":
             return [_rsi(close, p[0])]
         if k == "roc":
-            before = _shift(close, p[0])
-            return [((close - before) / before) * 100]
+            return [roc_rows(close, p[0])]
         if k == "atr":
             return [_atr(col("high"), col("low"), close, p[0], packed.counts)]
         if k == "volsma":

@@ -638,7 +638,7 @@ def simulate(opn, high, low, close, vol, has, fill_ok, tick_bar, tick_sess, band
         if daily_loss == daily_loss:
             start_v = last_value if last_value == last_value else value
             last_value = value
-            if st[I_STOPPED] == 0 and start_v != 0:
+            if st[I_STOPPED] == 0 and start_v > 0:      # RiskLimits.daily_loss_breached: no base, no rule
                 loss = (start_v - value) / start_v * 100
                 if loss >= daily_loss:
                     st[I_STOPPED] = 1

@@ -145,14 +145,9 @@ class Panel:
 
     def _previous_bar(self, values: np.ndarray) -> np.ndarray:
         """Each cell's value on the code's previous bar (backtrader's ``line[-1]``), NaN before it."""
-        t, n = self.shape
-        last = np.where(self.has_bar, np.arange(t)[:, None], -1)
-        np.maximum.accumulate(last, axis=0, out=last)
-        before = np.vstack([np.full((1, n), -1), last[:-1]])
-        out = values[np.clip(before, 0, None), np.arange(n)]
-        out[before < 0] = np.nan
-        out[~self.has_bar] = np.nan
-        return out
+        from research.indicators import previous_bar
+
+        return previous_bar(np.ascontiguousarray(values), np.ascontiguousarray(self.has_bar))
 
     def ensure(self, names: Iterable[str]) -> None:
         """Compute every field in ``names`` now (before the panel is shared with workers)."""
