@@ -112,14 +112,14 @@ def _stop_reason(cfg: AppConfig, f: np.ndarray) -> str:
 
 # ------------------------------------------------------------------------------------ tables
 
-def _strategy_events(run: "FastRun", ei: np.ndarray, ef: np.ndarray, when: pd.DatetimeIndex) -> tuple[list, str]:
+def _strategy_events(run: "FastRun", ei: np.ndarray, ef: np.ndarray, when: list) -> tuple[list, str]:
     events, stop_reason = [], ""
     codes = run.panel.codes
     rule = run.spec.exits[0] if run.spec.exits else None
     label = f"{rule.label}: {rule.screen.name}" if rule else "exit"
-    for (row, c, kind), f in zip(ei, ef):
+    for (row, c, kind), f in zip(ei.tolist(), ef.tolist()):
         if kind == K.EV_KILL_SWITCH:
-            stop_reason = _stop_reason(run.cfg, f)
+            stop_reason = _stop_reason(run.cfg, np.asarray(f))
             events.append({"datetime": when[row], "kind": "kill_switch", "code": "",
                            "message": f"trading stopped: {stop_reason}"})
         elif kind == K.EV_STOP_LOSS:
@@ -133,6 +133,7 @@ def _strategy_events(run: "FastRun", ei: np.ndarray, ef: np.ndarray, when: pd.Da
 
 def orders_frame(run: "FastRun", oi: np.ndarray, of: np.ndarray, when: pd.DatetimeIndex
                  ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """``when`` is the session index; events use its boxed timestamps (``list(when)``) one by one."""
     """Orders (as ``RunRecorder.orders_frame`` without refusals) and their rejection/expiry events."""
     panel = run.panel
     last = len(panel.dates) - 1
@@ -160,9 +161,10 @@ def orders_frame(run: "FastRun", oi: np.ndarray, of: np.ndarray, when: pd.Dateti
         "avg_price": np.where(filled > 0, avg.astype(object), None), "reason": reasons,
         "updated": when[oi[:, K.OI_UPDATED]]}, columns=ORDER_COLUMNS)
     events = []
+    boxed = list(when)
     for i in np.flatnonzero(oi[:, K.OI_STATUS] >= K.ST_EXPIRED):
         status = STATUS_NAMES[oi[i, K.OI_STATUS]]
-        ref, code, at = int(oi[i, K.OI_REF]), codes[oi[i, K.OI_CODE]], when[oi[i, K.OI_UPDATED]]
+        ref, code, at = int(oi[i, K.OI_REF]), codes[oi[i, K.OI_CODE]], boxed[oi[i, K.OI_UPDATED]]
         if status == "Expired":
             events.append({"datetime": at, "kind": "order_expired", "code": code, "message": f"ref {ref}: {reasons[i]}"})
         else:
@@ -172,13 +174,13 @@ def orders_frame(run: "FastRun", oi: np.ndarray, of: np.ndarray, when: pd.Dateti
     return frame, events
 
 
-def refusals(run: "FastRun", ri: np.ndarray, rf: np.ndarray, when: pd.DatetimeIndex, stop_reason: str
+def refusals(run: "FastRun", ri: np.ndarray, rf: np.ndarray, when: list, stop_reason: str
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``Refused`` order rows and the ``risk_refused`` events (logged once per change of reason and code)."""
     rows, events = [], []
     last: dict[str, str] = {}
     codes = run.panel.codes
-    for r, f in zip(ri, rf):
+    for r, f in zip(ri.tolist(), rf):
         code = codes[r[1]]
         reason = _refusal_reason(int(r[3]), f, code, run.cfg, stop_reason)
         side = "buy" if r[2] > 0 else "sell"
@@ -237,9 +239,10 @@ def build_record(run: "FastRun", out: tuple) -> RunRecord:
     when = stamps(panel.dates)
     equity = equity_frame(panel, eq_v, eq_c)
     trades = trades_frame(panel, fi, ff)
-    events, stop_reason = _strategy_events(run, ei, ef, when)
+    boxed = list(when)                  # one Timestamp per session, boxed once
+    events, stop_reason = _strategy_events(run, ei, ef, boxed)
     orders, order_events = orders_frame(run, oi, of, when)
-    refused, refusal_events = refusals(run, ri, rf, when, stop_reason)
+    refused, refusal_events = refusals(run, ri, rf, boxed, stop_reason)
     if refused:
         # RunRecorder builds one frame from dicts, where a refusal's empty ref makes the column float
         orders = pd.concat([orders.astype({"ref": float}), pd.DataFrame(refused, columns=ORDER_COLUMNS)],
