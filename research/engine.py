@@ -78,8 +78,19 @@ def declared_class(cfg: AppConfig) -> type[DeclaredStrategy]:
         raise FastEngineUnsupported(
             f"strategy.name {cfg.strategy.name!r} ({cls.__name__}) is written bar by bar, not declared: the fast "
             "engine runs strategies declared as a StrategySpec (strategies.declared.DeclaredStrategy, like the "
-            "examples buy_and_hold, target_buy, screen_momentum); use --engine event")
+            "examples buy_and_hold, target_buy, screen_momentum, sma_cross); use --engine event")
+    overridden = [name for name in _BEHAVIOUR if getattr(cls, name) is not getattr(DeclaredStrategy, name)]
+    if overridden:
+        raise FastEngineUnsupported(
+            f"strategy {cls.__name__} overrides {', '.join(overridden)}: the fast engine runs the declaration "
+            "(declare()) and nothing else, so it would differ from the event path; use --engine event")
     return cls
+
+
+_BEHAVIOUR = ("next", "prenext", "on_bar", "on_start", "on_fill", "on_order_update", "notify_order", "notify_trade",
+              "start", "stop", "buy", "sell", "check", "_start_of_bar", "_stop_out", "_run_exits", "_run_screen",
+              "_run_hold", "_run_targets", "_place_target_buy", "capital_left", "affordable", "in_next_band")
+"""Methods whose per-bar behaviour the kernel reproduces; a declared class that overrides one is refused."""
 
 
 def cost_model_for(cfg: AppConfig) -> CostModel:

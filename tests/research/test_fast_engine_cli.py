@@ -86,6 +86,14 @@ def test_bar_by_bar_strategies_and_python_rules_are_refused_by_name(tmp_path, mo
                 return StrategySpec(ScreenEntry(Screener(Screen("odd_days", lambda d: len(d) % 2 == 1),
                                                          rank_by="close", top_n=2)))
 
+        class Tweaked(DeclaredStrategy):
+            @classmethod
+            def declare(cls, p):
+                return StrategySpec(ScreenEntry(Screener(above("close", 0.0), rank_by="close", top_n=2)))
+
+            def on_fill(self, code, qty, price):
+                pass
+
         class OddRank(DeclaredStrategy):
             @classmethod
             def declare(cls, p):
@@ -96,7 +104,8 @@ def test_bar_by_bar_strategies_and_python_rules_are_refused_by_name(tmp_path, mo
     base = {"data": SMALL_DEMO, "report": {"benchmark": "none"}}
     for name, needle in [("my_strats:Handwritten", "written bar by bar, not declared"),
                          ("my_strats:OddScreen", "screen 'odd_days' is a per-bar Python test"),
-                         ("my_strats:OddRank", "rank_by .* is a Python function")]:
+                         ("my_strats:OddRank", "rank_by .* is a Python function"),
+                         ("my_strats:Tweaked", "Tweaked overrides on_fill")]:
         with pytest.raises(FastEngineUnsupported, match=needle):
             run_fast_backtest(parse_config({**base, "strategy": {"name": name}}))
     cfg = write(tmp_path, {**base, "strategy": {"name": "my_strats:Handwritten"}})
