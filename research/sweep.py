@@ -262,7 +262,13 @@ class RayExecutor:
                 # pinned dependencies installed); big or private folders stay behind
                 kwargs["runtime_env"] = {"working_dir": root, "excludes": [
                     ".venv", ".git", "runs", "data", "test-artifacts", "**/__pycache__", "*.sqlite", ".env"]}
-                ray.init(address=address, **kwargs)
+                try:
+                    ray.init(address=address, **kwargs)
+                except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
+                    raise SweepError(f"cannot use the Ray cluster at {address}: {exc} (the head must run a Ray "
+                                     "client server, e.g. ray start --head --ray-client-server-port=10001; a "
+                                     "token-authenticated cluster also needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                                     "or RAY_AUTH_TOKEN_PATH in this environment)") from None
             else:
                 # workers import the project like the driver does, even from a plain checkout; one
                 # numba thread per worker (Ray runs one task per core already)
