@@ -274,7 +274,9 @@ class RayExecutor:
                 # numba thread per worker (Ray runs one task per core already)
                 kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                     [root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep), "NUMBA_NUM_THREADS": "1"}}
-                ray.init(num_cpus=num_cpus, **kwargs)
+                # address="local": always a fresh Ray on this machine, never a cluster some earlier
+                # `ray start` left registered in /tmp/ray (that one needs --address)
+                ray.init(address="local", num_cpus=num_cpus, **kwargs)
             self.started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
 
