@@ -219,13 +219,17 @@ def compile_inputs(cfg: AppConfig, spec: StrategySpec, panel: Panel, targets: Ta
         ip[K.IP_TOP_N] = s.top_n or 0
         ip[K.IP_EVERY] = entry.rebalance_every
         ip[K.IP_DESC] = int(s.descending)
-        rows = np.flatnonzero((np.arange(T) + 1) % entry.rebalance_every == 0)
-        cand = has[rows].copy()
-        if s.screen is not None:
-            cand &= _screen_mask(s.screen, panel, rows)
         sc = panel.field(s.rank_by)
-        cand &= ~np.isnan(sc[rows])
-        entry_mask[rows] = cand
+        if entry.rebalance_every == 1:          # every session: whole columns, no row copies
+            entry_mask = has & ~np.isnan(sc)
+            if s.screen is not None:
+                entry_mask &= _screen_mask(s.screen, panel, None)
+        else:
+            rows = np.flatnonzero((np.arange(T) + 1) % entry.rebalance_every == 0)
+            cand = has[rows] & ~np.isnan(sc[rows])
+            if s.screen is not None:
+                cand &= _screen_mask(s.screen, panel, rows)
+            entry_mask[rows] = cand
         score = sc
     elif isinstance(entry, TargetEntry):
         ip[K.IP_KIND] = K.KIND_TARGETS
