@@ -12,7 +12,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import SHARED, needs_shared
 from configs.schema import DemoDataConfig
