@@ -28,6 +28,8 @@ DAY = date(2025, 6, 2)
 PREV = date(2025, 5, 30)
 NEXT = date(2025, 6, 4)
 T2 = date(2025, 6, 5)
+WALL_START = datetime(2026, 3, 2, 7, 30, tzinfo=KST)
+"""The gateway's wall clock in the emulator tests: token lifetimes run on it, not on the market clock."""
 
 DOMESTIC = "/uapi/domestic-stock/v1"
 ORDER_CASH = DOMESTIC + "/trading/order-cash"
