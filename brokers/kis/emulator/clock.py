@@ -223,3 +223,18 @@ class ManualWallClock(WallClock):
                 raise ValueError(f"cannot step back from {self._now.isoformat()} to {moment.isoformat()}")
             self._now = moment
             return self._now
+
+
+class ClockAsWall(WallClock):
+    """A wall clock that reads a market clock: for harnesses whose client runs in *virtual* time tied
+    to a stepped market (``tests/kis``'s ``VirtualTime`` sleeps by stepping the emulator), so client and
+    gateway share one timeline by construction. Never a default: against real clients the gateway's
+    time is the machine's (``SystemWallClock``)."""
+
+    mode = "market"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock.now()
