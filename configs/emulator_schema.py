@@ -131,6 +131,9 @@ class RestConfig(StrictModel):
     message_overrides: dict[str, MessageOverride] = Field(
         default_factory=dict, description="per-reason real-env (msg_cd, msg1), e.g. {tick_error: {code, text}}")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies are refused with 400")
+    balance_by_stock: bool = Field(
+        False, description="accept inquire-balance INQR_DVSN=02 (종목별) as KIS did before its 2026-02-10 notice; "
+                           "default: OPSQ2001 as today (python-kis #81)")
 
     @field_validator("message_overrides")
     @classmethod

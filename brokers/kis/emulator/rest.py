@@ -73,6 +73,7 @@ class EnvRestSettings:
 class RestSettings:
     strict_string_values: bool = True
     pad_msg1: bool = False
+    balance_by_stock: bool = False
     messages: Mapping[str, P.Message] = field(default_factory=P.business_messages)
     """reason → (msg_cd, msg1) per env: ``protocol.business_messages`` of the configured source."""
     envs: dict[Env, EnvRestSettings] = field(default_factory=lambda: {
@@ -346,7 +347,10 @@ class RestService(InfoHandlers):
     def _inquire_balance(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         acct = app.account
         self._check_account(app, self._q(req, "CANO"), self._q(req, "ACNT_PRDT_CD"))
-        if self._q(req, "INQR_DVSN", "01") != "01":
+        # INQR_DVSN 02 (종목별) is refused since KIS's notice of 2026-02-10 (python-kis #81/#82, PROTOCOL §3.6);
+        # ``rest.balance_by_stock`` restores the earlier gateway, where 02 answered like 01 here.
+        allowed = ("01", "02") if self.settings.balance_by_stock else ("01",)
+        if self._q(req, "INQR_DVSN", "01") not in allowed:
             raise InputError("INQR_DVSN")
         eng = self.engine
         rows = []

@@ -477,6 +477,7 @@ class Emulator:
         self.engine.sink = self.gate.submit
         self.rest = RestService(self.engine, self.auth, self.clock, self.gate, self.faults, RestSettings(
             strict_string_values=cfg.rest.strict_string_values, pad_msg1=cfg.rest.pad_msg1,
+            balance_by_stock=cfg.rest.balance_by_stock,
             messages=P.business_messages(cfg.rest.business_codes,
                                          {k: (o.code, o.text) for k, o in cfg.rest.message_overrides.items()}),
             envs={e: EnvRestSettings(env_cfg[e].branch or DEFAULT_BRANCH[e], env_cfg[e].odno_padded) for e in Env}),
@@ -776,8 +777,11 @@ class Emulator:
                 "clock": self.clock.describe(), "now": now.isoformat(), "processed_until": processed.isoformat(),
                 "lag_s": max(0.0, (now - processed).total_seconds()), "ticks_processed": ticks,
                 "pump": dict(self.pump_stats),
-                "ws": {e.value: {"sessions": len(h.sessions), "frames_sent": h.frames_sent,
-                                 "records_sent": h.records_sent} for e, h in self.hubs.items()},
+                "ws": {e.value: {"sessions": len(h.sessions), "sessions_opened": h.sessions_opened,
+                                 "frames_sent": h.frames_sent, "records_sent": h.records_sent,
+                                 "ping_rounds": h.ping_rounds, "pong_frames": sum(s.pong_frames for s in h.sessions),
+                                 "text_echoes": sum(s.text_echoes for s in h.sessions),
+                                 "malformed": h.malformed} for e, h in self.hubs.items()},
                 "urls": {e.value: {"rest": self.rest_url(e), "ws": self.ws_url(e)} for e in self.envs},
                 "admin_url": self.admin_url if self._admin else None, "faults": self.faults.describe()}
 
