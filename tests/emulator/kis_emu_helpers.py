@@ -215,10 +215,11 @@ def aes_cbc_decrypt(b64: str, key: str, iv: str) -> str:
 class Ws:
     """A spec-driven WebSocket client: subscribe, keep key/iv per TR, echo PINGPONG, decrypt notices."""
 
-    def __init__(self, url: str, approval_key: str, echo_ping: bool = True) -> None:
+    def __init__(self, url: str, approval_key: str, echo_ping: bool = True, pong_frame: bool = False) -> None:
         self.url = url
         self.approval_key = approval_key
         self.echo_ping = echo_ping
+        self.pong_frame = pong_frame     # answer PINGPONG with a pong frame carrying the text (KIS's sample)
         self.keys: dict[str, tuple[str, str]] = {}
         self.ws: Any = None
         self.pings = 0
@@ -255,7 +256,9 @@ class Ws:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
             if raw.startswith("{") and '"PINGPONG"' in raw:
                 self.pings += 1
-                if self.echo_ping:
+                if self.pong_frame:
+                    await self.ws.pong(raw)
+                elif self.echo_ping:
                     await self.ws.send(raw)
                 continue
             return raw

@@ -53,7 +53,7 @@ from brokers.kis.emulator.notices import Item, NoticeGate
 from brokers.kis.emulator.rest import EnvRestSettings, RestRequest, RestResponse, RestService, RestSettings
 from brokers.kis.emulator.reference import DEFAULT_FILE_NAME, ReferenceData, generate_reference, load_reference, merge
 from brokers.kis.emulator.status import MarketStatus
-from brokers.kis.emulator.ws import PongAwareConnection, WsHub, WsSettings
+from brokers.kis.emulator.ws import CLOSE_GRACE_S, PongAwareConnection, WsHub, WsSettings
 from configs.emulator_schema import EmulatorConfig
 from market.calendar import KST, krx_calendar
 from market.costs import CostModel
@@ -555,7 +555,8 @@ class Emulator:
                         status=self.market_status if env is Env.REAL else None)
             port = self.config.ports.ws_real if env is Env.REAL else self.config.ports.ws_paper
             server = await serve(hub.handler, host, port, ping_interval=None, max_queue=64,
-                                 compression=None, create_connection=PongAwareConnection)
+                                 compression=None, create_connection=PongAwareConnection,
+                                 close_timeout=CLOSE_GRACE_S)
             self.hubs[env] = hub
             self._ws_servers[env] = server
             self._ws_ports[env] = server.sockets[0].getsockname()[1]

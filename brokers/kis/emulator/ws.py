@@ -47,6 +47,10 @@ from brokers.kis.emulator.status import MarketStatus
 log = logging.getLogger("krx_trader.emulator.ws")
 
 
+CLOSE_GRACE_S = 1.0
+"""How long a server-side close waits for the client's close frame before resetting the connection."""
+
+
 @dataclass
 class WsSettings:
     max_registrations: int = P.WS_MAX_REGISTRATIONS
@@ -422,16 +426,19 @@ class WsHub:
             self.on_streams_changed()
 
     async def _close(self, s: Session, abort: bool = False) -> None:
+        """Close a session: a close handshake (at most ``CLOSE_GRACE_S``), else — or with ``abort`` — a TCP
+        reset. Some clients never answer the close frame (websocket-client under python-kis while its
+        thread is busy); waiting for them would stall the emulator's shutdown."""
         s.closed = True
         try:
-            if abort:
-                transport = getattr(s.ws, "transport", None)
-                if transport is not None:
-                    transport.abort()
-            else:
-                await asyncio.wait_for(s.ws.close(), timeout=2.0)
-        except Exception:  # noqa: BLE001
-            pass
+            if not abort:
+                await asyncio.wait_for(s.ws.close(), timeout=CLOSE_GRACE_S)
+        except Exception:  # noqa: BLE001 - timed out or already broken: reset below
+            abort = True
+        if abort:
+            transport = getattr(s.ws, "transport", None)
+            if transport is not None:
+                transport.abort()
         await self._forget(s)
 
     async def _pinger(self) -> None:
