@@ -81,7 +81,7 @@ class _DatedBase(_Strict):
 
 
 class DatedInt(_DatedBase):
-    value: int = Field(ge=0)
+    value: int
 
 
 class DatedStr(_DatedBase):
@@ -204,6 +204,16 @@ class Security(_Strict):
             days = [e.start for e in v]
             if days != sorted(days) or len(set(days)) != len(days):
                 raise ValueError(f"dated entries must have strictly increasing 'from' dates, got {days}")
+        return v
+
+    @field_validator("shares_listed", "par_value")
+    @classmethod
+    def _not_negative(cls, v: Any, info: Any) -> Any:
+        values = [e.value for e in v] if isinstance(v, list) else [v]
+        least = 1 if info.field_name == "shares_listed" else 0
+        bad = [x for x in values if x < least]
+        if bad:
+            raise ValueError(f"must be at least {least}, got {bad[0]}")
         return v
 
     @model_validator(mode="after")
@@ -521,23 +531,22 @@ def generate_security(code: str, daily: pd.DataFrame, market: str = "KOSPI", nam
             non_op_in, non_op_out = revenue * 0.01, revenue * 0.012
             ordinary = op + non_op_in - non_op_out
             net = ordinary * 0.76
-            assets = yr / asset_turn
-            equity = assets / (1.0 + debt_ratio)
-            liabilities = assets - equity
-            capital = float(par * shares)
-            surplus = max(equity - capital, 0.0) * 0.3
+            assets = round(yr / asset_turn)
+            equity = round(assets / (1.0 + debt_ratio))
+            liabilities = assets - equity                      # the balance sheet balances to the won
+            capital = par * shares
+            surplus = round(max(equity - capital, 0) * 0.3)
+            cur_assets, cur_liab = round(assets * 0.45), round(liabilities * 0.6)
             statements.append(Statement(
                 period=period, period_end=end, published=_published(end, period == "annual"),
                 revenue=round(revenue), cost_of_sales=round(cogs), gross_profit=round(revenue - cogs),
                 depreciation=round(revenue * 0.04), sga=round(sga), operating_income=round(op),
                 non_operating_income=round(non_op_in), non_operating_expense=round(non_op_out),
                 ordinary_income=round(ordinary), extraordinary_gain=0, extraordinary_loss=0,
-                net_income=round(net), current_assets=round(assets * 0.45), non_current_assets=round(assets * 0.55),
-                total_assets=round(assets * 0.45) + round(assets * 0.55), current_liabilities=round(liabilities * 0.6),
-                non_current_liabilities=round(liabilities * 0.4),
-                total_liabilities=round(liabilities * 0.6) + round(liabilities * 0.4), capital_stock=round(capital),
-                capital_surplus=round(surplus), retained_earnings=round(equity - capital - surplus),
-                total_equity=round(equity)))
+                net_income=round(net), current_assets=cur_assets, non_current_assets=assets - cur_assets,
+                total_assets=assets, current_liabilities=cur_liab, non_current_liabilities=liabilities - cur_liab,
+                total_liabilities=liabilities, capital_stock=capital, capital_surplus=surplus,
+                retained_earnings=equity - capital - surplus, total_equity=equity))
     designations = [Designation(kind="halted", start=a, end=b, reason="거래정지 (no bars in the data)")
                     for a, b in _halts(days)]
     return Security(code=code, isin=isin_for(code), name=name or code, name_en=f"DEMO {code}",

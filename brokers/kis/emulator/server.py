@@ -450,6 +450,8 @@ class Emulator:
         self.engine = Engine(self.store, self.clock.now(), costs=costs, rules=rules)
         self.faults = FaultController()
         self.wall_clock: WallClock = wall_clock or SystemWallClock()
+        if reference is not None and set(self.store.codes) - set(reference.securities):
+            reference = merge(generate_reference(self.store.daily, self.store.markets, self.store.names), reference)
         self.reference = reference or resolve_reference(cfg, self.store)
         t = cfg.token
         self.auth = AuthRegistry(self.clock, wall=self.wall_clock, settings=AuthSettings(

@@ -240,6 +240,8 @@ class WsHub:
         if day == self._status_day:
             return
         previous, self._status_day = self._status_day, day
+        if previous is None:
+            return          # the first day seen: subscriptions already got that day's state
         for (tr, code), sessions in list(self.by_sub.items()):
             if tr == P.WS_TR_MARKET_STATUS and sessions:
                 record = self.status.day_change(code, previous, day)
@@ -387,7 +389,9 @@ class WsHub:
         self.by_sub.setdefault(pair, set()).add(s)
         self._answer(s, tr_id, tr_key, P.WS_SUBSCRIBED, encrypt=tr_id == self.notice_tr, keys=s.key_for(tr_id))
         if tr_id == P.WS_TR_MARKET_STATUS and self.status is not None:
-            record = self.status.halt_record(tr_key)
+            if self._status_day is None:
+                self._status_day = self.status.current_day()
+            record = self.status.halt_record(tr_key, self._status_day)
             if record is not None:
                 s.queue.put_nowait((P.encode_frame(P.WS_TR_MARKET_STATUS, [record]), None))
         if tr_id in self._STREAM_TRS:
