@@ -89,6 +89,7 @@ def _f2(v: float) -> str:
 
 
 ORD_DVSN_NAMES = {code: o.name for code, o in P.ORD_DVSN.items()}
+ASCII_SPACE = " \t\r\n"
 
 class RestService(InfoHandlers):
     """Answers KIS REST calls for every environment the emulator serves."""
@@ -256,7 +257,7 @@ class RestService(InfoHandlers):
                 if self.settings.strict_string_values or not isinstance(v, (int, float)):
                     raise InputError(name)
                 v = str(v)
-            out[name] = v.strip()
+            out[name] = v.strip(ASCII_SPACE)  # str.strip() would also eat NBSP & co: KIS sees them
         return out
 
     @staticmethod
@@ -269,7 +270,7 @@ class RestService(InfoHandlers):
 
     @staticmethod
     def _int(value: str, field_name: str) -> int:
-        v = value.strip()
+        v = value.strip(ASCII_SPACE)
         if not is_ascii_number(v):
             raise InputError(field_name)
         return int(v)

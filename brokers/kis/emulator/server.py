@@ -194,6 +194,9 @@ class _RestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stdlib logging
         return
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        return  # the emulator logs its own line per request (and a refused request line has no requestline)
+
     # ---- malformed requests: always a reply, never a dropped socket ---------------------------
 
     def parse_request(self) -> bool:
@@ -231,7 +234,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         if te or len(set(values)) > 1:
             self.send_error(400, "Transfer-Encoding and repeated Content-Length are not supported")
             return None
-        if raw is None or raw.strip() == "":
+        if raw is None:
             return b""
         text = raw.strip()
         if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) > limit:
