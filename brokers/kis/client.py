@@ -263,6 +263,7 @@ class KISClient:
         self.fresh_connection_for_orders = fresh_connection_for_orders
         self.stats = ClientStats()
         self._calendar_checks: dict[date, list[CalendarMismatch]] = {}
+        self._kis_open: dict[date, bool] = {}
 
     def __repr__(self) -> str:
         return (f"KISClient(env={self.env.value!r}, rest_url={self.rest_url!r}, app_key={mask_key(self.creds.app_key)!r}, "
@@ -883,7 +884,8 @@ class KISClient:
             return cached
         cal = krx_calendar()
         out = []
-        for row in self.holidays(start):
+        rows = self.holidays(start)
+        for row in rows:
             try:
                 local = cal.is_trading_day(row.day)
             except ValueError:
@@ -893,7 +895,21 @@ class KISClient:
                 log.warning("KRX calendar disagrees with KIS on %s: KIS says %s, local calendar %s", row.day,
                             "open" if row.open_day else "closed", "open" if local else "closed")
         self._calendar_checks[start] = out
+        self._kis_open.update({row.day: row.open_day for row in rows})
         return out
+
+    def is_trading_day(self, d: date) -> bool:
+        """Does KRX trade on ``d``? Real environment: KIS's ``chk-holiday`` answer (fetched and checked
+        against the local calendar by ``confirm_calendar``, one call per 20-odd days); paper, or a day
+        KIS did not answer: the local calendar (``market.calendar``)."""
+        from market.calendar import krx_calendar
+
+        if self.env is Env.REAL:
+            if d not in self._kis_open:
+                self.confirm_calendar(d)
+            if d in self._kis_open:
+                return self._kis_open[d]
+        return krx_calendar().is_trading_day(d)
 
     def _finance(self, api: Api, code: str, quarterly: bool) -> list[dict[str, Any]]:
         params = {"FID_DIV_CLS_CODE": P.FINANCE_PERIOD_QUARTER if quarterly else P.FINANCE_PERIOD_YEAR,

@@ -15,7 +15,6 @@ import logging
 import socket
 import threading
 import time as _time
-from datetime import datetime
 from typing import Any, Iterator
 
 import pytest

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 

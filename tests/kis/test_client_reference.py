@@ -7,14 +7,12 @@ Each method's parsed result is checked against the raw wire answer fetched separ
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
 
-from brokers.kis import protocol as P
 from brokers.kis.errors import KISRejected
 from brokers.kis.info import CalendarMismatch
 from brokers.kis.ws import KISWebSocket
@@ -84,6 +82,9 @@ def test_confirm_calendar_reports_disagreement(client_factory, monkeypatch) -> N
 
     monkeypatch.setattr(mc, "krx_calendar", lambda: Stale())
     assert c.confirm_calendar(date(2025, 6, 1)) == [CalendarMismatch(date(2025, 6, 3), False, True)]
+    assert c.is_trading_day(date(2025, 6, 3)) is False               # real: KIS's answer wins
+    paper = client_factory("paper")
+    assert paper.is_trading_day(date(2025, 6, 3)) is True            # paper: only the local calendar
 
 
 def test_finance_frames_are_in_krw(kit, client_factory) -> None:
@@ -140,7 +141,7 @@ def test_websocket_market_status_and_pong_answer(kit, make_emulator, vt, collect
         assert (status.code, status.halted, status.halt_reason, status.vi_active) == (kit.SECOND, True, "test", False)
         for _ in range(3):
             assert emu.ping_websockets("real", wait_echo=5.0) == 0
-        collector.wait("ping")
+        collector.take("ping", 3)                                   # on_ping fires after the pong was sent
         w = emu.status()["ws"]["real"]
         assert w["pong_frames"] == 3 and w["text_echoes"] == 0 and w["sessions_opened"] == 1
         assert ws.stats.pongs_sent == 3
