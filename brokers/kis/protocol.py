@@ -15,7 +15,26 @@ Contents, in order:
 4. ``ORD_DVSN`` (주문구분, order type) and exchange tables with the paper-allowed set (§3.3)
 5. message codes with real and paper texts (§1.4, §5.2, §5.3) and WebSocket control codes (§4.3)
 6. WebSocket frames: field lists (``H0STCNT0`` 46, ``H0STASP0`` 59/62, ``H0STCNI0`` 26,
-   ``H0STCNI9`` 23), frame encode/parse with multi-record chunking (§4.4) and AES-256-CBC (§4.5)
+   ``H0STCNI9`` 23, ``H0STMKO0`` 11), frame encode/parse with multi-record chunking (§4.4) and
+   AES-256-CBC (§4.5)
+
+Notes beyond PROTOCOL.md (issue 10; evidence from clients written for real KIS):
+
+* Real-host business codes where sources disagree live in ONE table, ``REAL_BUSINESS_CODES``: real-host
+  logs show ``APBK0506`` (tick error), ``APBK0918`` "장운영시간이 아닙니다." (outside the order window,
+  before the open and after the close alike) and ``APBK0400`` (sell quantity over holdings); third-party
+  captures and clients had ``40030000``, ``APBK0919`` and nothing (``EMU00002``). ``MESSAGES`` defaults to
+  the real-host evidence; the emulator switches with ``rest.business_codes``; clients should match any
+  code ``known_codes(reason)`` lists, never one.
+* Reference, fundamental and ranking TRs (``search-info``, ``search-stock-info``, ``finance/*``,
+  ``volume-rank``, ``ranking/*``) and ``H0STMKO0`` are real-only ([OTA] legacy README), with paths and TR ids
+  from [OTA] ``domestic_stock_functions.py``; the value sets the catalogue does not spell out (VI codes,
+  finance units, ranking depth) are marked unconfirmed where defined.
+* Inputs real KIS must accept because python-kis sends them: ``FID_INPUT_DATE_1=00000101`` (from the
+  beginning) and ``FID_INPUT_HOUR_1=000000`` (the latest rows) — ``DATE_INPUT_EARLIEST``,
+  ``HOUR_INPUT_LATEST``.
+* Header spelling (KIS's sample namedtuples the lower-case reply header names): ``Content-Type``
+  capitalised, ``tr_id``/``tr_cont``/``gt_uid`` lower case on every ``/uapi`` reply.
 """
 
 from __future__ import annotations

@@ -283,6 +283,14 @@ def test_admin_needs_the_token_and_refuses_cross_site_requests(fuzz_emu, errors)
                                                                               "application/json"}).status_code == 400
     raw = raw_exchange("127.0.0.1", int(base.rsplit(":", 1)[1]), b"GET /admin/status\r\n")
     assert parse_reply(raw)[0] == 400
+    for bad in ({"advance_s": "nan"}, {"advance_s": 1e300}, {"advance_s": -5}, {"to": "9999-12-31T00:00:00"},
+                {"to": "yesterday"}):
+        assert requests.post(base + "/admin/clock", json=bad, headers=token).status_code == 400, bad
+    for bad in ({"code": "005930", "side": "buy", "qty": "１"}, {"code": "005930", "side": "buy", "qty": True},
+                {"code": "005930", "side": "buy", "qty": "9" * 5001}, {"code": "005930", "side": "sideways",
+                                                                         "qty": 1}):
+        assert requests.post(base + "/admin/faults/hts_order", json=bad, headers=token).status_code == 400, bad
+    assert len(fuzz_emu.account_summary("real")["orders"]) == before
 
 
 # ---- generated requests -------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import pandas as pd
 import pytest
 
 pykis = pytest.importorskip("pykis")
-pytestmark = pytest.mark.filterwarnings("ignore:Event ticket:UserWarning")   # python-kis's own ticket bookkeeping
 
 import pykis.client.websocket as pykis_ws  # noqa: E402
 import pykis.kis as pykis_kis  # noqa: E402

@@ -46,7 +46,7 @@ from brokers.kis.protocol import Env
 from brokers.kis.emulator.auth import App, AuthRegistry, AuthSettings, mask
 from brokers.kis.emulator.clock import AcceleratedClock, Clock, RealClock, SteppedClock, SystemWallClock, WallClock
 from brokers.kis.emulator.faults import FaultController
-from brokers.kis.emulator.inputs import parse_json
+from brokers.kis.emulator.inputs import is_ascii_number, parse_json
 from brokers.kis.emulator.marketdata import BarStore
 from brokers.kis.emulator.matching import Account, Engine, MatchingRules, OrderError, Position
 from brokers.kis.emulator.notices import Item, NoticeGate
@@ -114,6 +114,20 @@ def build_clock(cfg: EmulatorConfig, store: BarStore) -> Clock:
     if c.mode == "accelerated":
         return AcceleratedClock(start, c.day_seconds, tuple(c.window))  # type: ignore[arg-type]
     return SteppedClock(start)
+
+
+MAX_ADMIN_STEP = timedelta(days=366)
+"""The furthest one admin clock step may go (a replay of years in one request would hold the engine)."""
+
+
+def _admin_int(value: Any, name: str) -> int:
+    """An admin argument as a non-negative integer: a JSON integer or ASCII digits, never a bool, a
+    float or a full-width "１" (the admin endpoint is as strict as the REST surface)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10 ** 15:
+        return value
+    if isinstance(value, str) and is_ascii_number(value):
+        return int(value)
+    raise ValueError(f"{name} must be a whole number, got {str(value)[:20]!r}")
 
 
 def resolve_reference(cfg: EmulatorConfig, store: BarStore) -> ReferenceData:
@@ -823,9 +837,14 @@ class Emulator:
                 moment = datetime.fromisoformat(str(args["to"]))
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=KST)
+                if moment - self.clock.now() > MAX_ADMIN_STEP:
+                    raise ValueError(f"'to' more than {MAX_ADMIN_STEP.days} days ahead")
                 now = self.advance_to(moment)
             else:
-                now = self.advance(float(args.get("advance_s", 0)))
+                step = float(args.get("advance_s", 0))
+                if not 0 <= step <= MAX_ADMIN_STEP.total_seconds():     # also refuses NaN and inf
+                    raise ValueError(f"advance_s must be 0..{MAX_ADMIN_STEP.total_seconds():.0f}")
+                now = self.advance(step)
             return 200, {"now": now.isoformat(), "mode": self.clock.mode}
         if route == ["accounts"] and method == "GET":
             return 200, {"accounts": [self.account_summary(e) for e in self.envs]}
@@ -842,21 +861,22 @@ class Emulator:
     def _arm(self, kind: str, a: dict[str, Any]) -> Any:
         f = self.faults
         if kind in ("http500", "rate_storm", "timeout", "delay", "notice_first"):
-            fault = f.arm_rest(kind, int(a.pop("count", 1)), str(a.pop("path", "") if kind != "notice_first"
+            fault = f.arm_rest(kind, _admin_int(a.pop("count", 1), "count"), str(a.pop("path", "") if kind != "notice_first"
                                                                    else a.pop("path", "order")), **a)
             return fault.kind
         if kind == "duplicate_notices":
-            f.duplicate_notices(int(a.get("count", 1)))
+            f.duplicate_notices(_admin_int(a.get("count", 1), "count"))
         elif kind == "reorder_notices":
-            f.reorder_notices(int(a.get("count", 1)))
+            f.reorder_notices(_admin_int(a.get("count", 1), "count"))
         elif kind == "reject_next_orders":
-            f.reject_next_orders(int(a.get("count", 1)))
+            f.reject_next_orders(_admin_int(a.get("count", 1), "count"))
         elif kind == "drop_websockets":
             return self.drop_websockets(a.get("env"), a.get("appkey"), bool(a.get("abort", True)))
         elif kind == "expire_tokens":
             return self.expire_tokens(a.get("appkey"))
         elif kind == "hts_order":
-            return self.hts_order(str(a["code"]), str(a["side"]), int(a["qty"]), int(a.get("price", 0)),
+            return self.hts_order(str(a["code"]), str(a["side"]), _admin_int(a["qty"], "qty"),
+                                  _admin_int(a.get("price", 0), "price"),
                                   a.get("ord_dvsn"), a.get("env"))
         elif kind == "clear":
             f.clear()
