@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
 from typing import Any, Callable, Mapping
@@ -781,7 +782,7 @@ def _price_output(code: str, q: Any, eng: Engine) -> dict[str, str]:
         return out
     market = eng.store.markets.get(code)
     hist = eng.store.daily_until(code, q.day)
-    out.update(_extremes(hist, q))
+    out.update(_extremes(eng.store, code, hist, q))
     out.update({
         "iscd_stat_cls_code": "55", "marg_rate": "20.00",
         "rprs_mrkt_kor_name": MARKET_NAMES.get(market.value if market else "KOSPI", "KOSPI"),
@@ -803,31 +804,58 @@ def _price_output(code: str, q: Any, eng: Engine) -> dict[str, str]:
     return out
 
 
-def _extremes(hist: pd.DataFrame, q: Any) -> dict[str, str]:
+_EXTREME_NAMES = {
+    "w52": ("w52_hgpr", "w52_hgpr_date", "w52_hgpr_vrss_prpr_ctrt", "w52_lwpr", "w52_lwpr_date",
+            "w52_lwpr_vrss_prpr_ctrt"),
+    "d250": ("d250_hgpr", "d250_hgpr_date", "d250_hgpr_vrss_prpr_rate", "d250_lwpr", "d250_lwpr_date",
+             "d250_lwpr_vrss_prpr_rate"),
+    "dryy": ("stck_dryy_hgpr", "dryy_hgpr_date", "dryy_hgpr_vrss_prpr_rate", "stck_dryy_lwpr", "dryy_lwpr_date",
+             "dryy_lwpr_vrss_prpr_rate"),
+}
+_HISTORY_EXTREMES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+"""Per bar store (one emulator's data): (code, day) → the extremes of the days before."""
+
+
+def _history_extremes(store: Any, code: str, day: date, hist: pd.DataFrame
+                      ) -> dict[str, tuple[int, date | None, int, date | None]]:
+    """Highest high and lowest low (with their first dates) of the complete days before ``day`` over 52
+    weeks, 250 sessions and the calendar year — fixed for a trading day, so computed once (the engine
+    lock serialises callers)."""
+    cache = _HISTORY_EXTREMES.setdefault(store, {})
+    key = (code, day)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    days = hist.index
+    masks = {"w52": np.asarray(days > pd.Timestamp(day) - pd.Timedelta(days=364)),
+             "d250": np.arange(len(days)) >= len(days) - 249, "dryy": np.asarray(days.year == day.year)}
+    highs, lows = hist["high"].to_numpy(), hist["low"].to_numpy()
+    out: dict[str, tuple[int, date | None, int, date | None]] = {}
+    for name, mask in masks.items():
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            out[name] = (0, None, 0, None)
+            continue
+        i_hi = idx[int(np.argmax(highs[idx]))]
+        pos = [i for i in idx if lows[i] > 0]
+        i_lo = pos[int(np.argmin(lows[pos]))] if pos else None
+        out[name] = (int(highs[i_hi]), days[i_hi].date(),
+                     int(lows[i_lo]) if i_lo is not None else 0, days[i_lo].date() if i_lo is not None else None)
+    if len(cache) > 8192:
+        cache.clear()
+    cache[key] = out
+    return out
+
+
+def _extremes(store: Any, code: str, hist: pd.DataFrame, q: Any) -> dict[str, str]:
     """52-week, 250-session and this-year highs/lows with their dates and the distance of the last
     price from them (python-kis's quote parser reads the dates: they must never be empty)."""
-    today_ts = pd.Timestamp(q.day)
-    days = hist.index
-    windows = {"w52": hist[days > today_ts - pd.Timedelta(days=364)], "d250": hist.iloc[-249:],
-               "dryy": hist[days.year == q.day.year]}
-    names = {"w52": ("w52_hgpr", "w52_hgpr_date", "w52_hgpr_vrss_prpr_ctrt", "w52_lwpr", "w52_lwpr_date",
-                     "w52_lwpr_vrss_prpr_ctrt"),
-             "d250": ("d250_hgpr", "d250_hgpr_date", "d250_hgpr_vrss_prpr_rate", "d250_lwpr", "d250_lwpr_date",
-                      "d250_lwpr_vrss_prpr_rate"),
-             "dryy": ("stck_dryy_hgpr", "dryy_hgpr_date", "dryy_hgpr_vrss_prpr_rate", "stck_dryy_lwpr",
-                      "dryy_lwpr_date", "dryy_lwpr_vrss_prpr_rate")}
-    today_hi = q.high or q.last
-    today_lo = q.low or q.last
     out: dict[str, str] = {}
-    for key, w in windows.items():
-        hi, hi_day, lo, lo_day = today_hi, q.day, today_lo, q.day
-        if len(w):
-            i_hi, i_lo = int(np.argmax(w["high"].to_numpy())), int(np.argmin(w["low"].to_numpy()))
-            if int(w["high"].iloc[i_hi]) > hi:
-                hi, hi_day = int(w["high"].iloc[i_hi]), w.index[i_hi].date()
-            if 0 < int(w["low"].iloc[i_lo]) < lo:
-                lo, lo_day = int(w["low"].iloc[i_lo]), w.index[i_lo].date()
-        h, hd, hr, l, ld, lr = names[key]
+    today_hi, today_lo = q.high or q.last, q.low or q.last
+    for key, (h_hi, h_hi_day, h_lo, h_lo_day) in _history_extremes(store, code, q.day, hist).items():
+        hi, hi_day = (h_hi, h_hi_day) if h_hi_day is not None and h_hi > today_hi else (today_hi, q.day)
+        lo, lo_day = (h_lo, h_lo_day) if h_lo_day is not None and 0 < h_lo < today_lo else (today_lo, q.day)
+        h, hd, hr, l, ld, lr = _EXTREME_NAMES[key]
         out.update({h: _s(hi), hd: hi_day.strftime("%Y%m%d"), hr: pct(q.last - hi, hi), l: _s(lo),
                     ld: lo_day.strftime("%Y%m%d"), lr: pct(q.last - lo, lo)})
     return out

@@ -297,7 +297,14 @@ class InfoHandlers:
             return P.VI_NONE
         tape = eng.store.tape(code, q.day)
         now = eng.now.timestamp()
-        for ev in vi_events(tape.times, tape.prices, tape.auction, tape.base, self._kospi200(code)):
+        cache: dict[tuple[str, date], list[Any]] = self.__dict__.setdefault("_vi_cache", {})
+        events = cache.get((code, q.day))
+        if events is None:                       # a day's tape never changes: compute its VIs once
+            if len(cache) > 4096:
+                cache.clear()
+            events = cache[(code, q.day)] = vi_events(tape.times, tape.prices, tape.auction, tape.base,
+                                                      self._kospi200(code))
+        for ev in events:
             if ev.start <= now < ev.end:
                 return P.VI_STATIC if ev.kind == "static" else P.VI_DYNAMIC
         return P.VI_NONE
