@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from configs.files import shown
 from configs.schema import (ConfigError, DataConfig, StrictModel, format_validation_error, read_yaml,
                             resolve_data_paths, resolve_path)
 
@@ -216,7 +217,10 @@ def parse_emulator_config(raw: Any, source: str = "<emulator config>", base: Pat
 
 def load_emulator_config(path: str | Path) -> EmulatorConfig:
     raw, base = read_yaml(path)
-    return parse_emulator_config(raw, str(path), base=base)
+    if raw is None:     # an empty file is a mistake, not a wish for every default (write `env: paper`)
+        raise ConfigError(f"{shown(path)}: the emulator config is empty; write at least 'env: paper' "
+                          "(see configs/emulator.yaml)")
+    return parse_emulator_config(raw, shown(path), base=base)
 
 
 __all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MatchingConfig",
