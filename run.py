@@ -11,8 +11,11 @@
     python run.py data download --source kis --config FILE
 
 This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
-and ``brokers``. Expected problems (a bad config, targets file or CSV) end with one clear message
-and exit status 2, never a traceback.
+and ``brokers``. ``main`` is the one error boundary (``run_guarded``): a problem with an input — a
+config, targets file, bar file, strategy parameter, argument, credential or database URL
+(``configs.errors.InputError``, KIS's typed errors, an ``OSError`` naming a file) — prints one message
+naming the file, key or value and exits with status 2; anything else is a bug: one line on the
+terminal, the traceback in the run's log (or a crash log), exit status 1. Never a traceback on screen.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ import time
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
+
+_current_run_log: Path | None = None
+"""The run.log of the command in progress, where an unexpected error's traceback goes."""
 
 
 class ProgressBar:
@@ -88,8 +96,10 @@ class _run_log:
         self.handler: logging.Handler | None = None
 
     def __enter__(self) -> "_run_log":
-        self.out.mkdir(parents=True, exist_ok=True)
+        global _current_run_log
+        _prepare_out_dir(self.out)
         self.handler = logging.FileHandler(self.out / "run.log", mode="w", encoding="utf-8")
+        _current_run_log = self.out / "run.log"
         self.handler.setLevel(logging.INFO)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
@@ -105,18 +115,33 @@ class _run_log:
         self.handler.close()
 
 
+def _prepare_out_dir(out: Path) -> None:
+    """The report folder, created; a clear ``InputError`` when ``--out`` names a file or cannot be made."""
+    from configs.errors import InputError
+    from configs.files import shown
+
+    try:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {shown(out)}: is a file, expected a folder for the report")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {shown(out)}: cannot create the report folder ({exc.strerror})") from None
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from analysis.report import write_report
+    from configs.errors import InputError
     from configs.schema import load_config
     from engine.backtest import default_out_dir, run_backtest
 
     t0 = time.perf_counter()
     cfg = load_config(args.config)
     if cfg.broker.mode != "backtest":
-        raise ValueError(f"{args.config}: broker.mode is {cfg.broker.mode!r}; "
+        raise InputError(f"{cfg.source}: broker.mode is {cfg.broker.mode!r}; "
                          f"use 'run.py {cfg.broker.mode}' for it, or set broker.mode: backtest")
     out = Path(args.out) if args.out else default_out_dir(cfg)
     engine = args.engine or cfg.research.engine
+    _prepare_out_dir(out)
     with _run_log(out):
         if engine == "fast":
             from research.engine import kernel_cached, run_fast_backtest
@@ -142,6 +167,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Every point of a parameter grid on the fast engine, in parallel on Ray; results + heat maps."""
     from datetime import date
 
+    from configs.errors import InputError
     from configs.schema import load_config
     from research.sweep import describe, parse_grid_arg, run_sweep
 
@@ -158,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             try:
                 split = float(args.walk_forward)
             except ValueError:
-                raise ValueError(f"--walk-forward {args.walk_forward!r}: expected a date (2022-12-30) or the "
+                raise InputError(f"--walk-forward {args.walk_forward!r}: expected a date (2022-12-30) or the "
                                  "in-sample share of sessions (0.7)") from None
     heatmap = args.heatmap.split(",") if args.heatmap else None
     from research.engine import kernel_cached
@@ -194,21 +220,24 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 def cmd_session(args: argparse.Namespace) -> int:
     """paper / live: the same strategy on KIS until the feeds end (--until) or Ctrl-C."""
-    from datetime import datetime
 
     from analysis.report import write_report
+    from configs.errors import InputError
     from configs.schema import load_config
     from engine.backtest import default_out_dir
     from engine.live import build_live_session, run_until_signal
-    from market.calendar import KST
 
     cfg = load_config(args.config)
     if cfg.broker.mode != args.command:
-        raise ValueError(f"{args.config}: broker.mode is {cfg.broker.mode!r} but the command is "
+        raise InputError(f"{cfg.source}: broker.mode is {cfg.broker.mode!r} but the command is "
                          f"{args.command!r}; set broker.mode: {args.command} (the one switch)")
-    until = datetime.fromisoformat(args.until).replace(tzinfo=KST) if args.until else None
-    session = build_live_session(cfg, confirm_live=getattr(args, "confirm_live", False), until=until)
+    until = _parse_until(args.until) if args.until else None
     out = Path(args.out) if args.out else default_out_dir(cfg)
+    _prepare_out_dir(out)
+    if cfg.monitor.enabled and cfg.monitor.host in ("0.0.0.0", "::"):
+        print(f"warning: monitor.host {cfg.monitor.host} binds every network interface: anyone who can reach "
+              "this machine sees the dashboard (the controls still need the token)", file=sys.stderr)
+    session = build_live_session(cfg, confirm_live=getattr(args, "confirm_live", False), until=until)
     server = router = None
     with _run_log(out):
         if cfg.monitor.enabled:
@@ -241,6 +270,19 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from brokers.kis.journal import Journal
     from engine.monitoring import JournalSource
 
+    from configs.database import check_db_url
+    from configs.errors import InputError
+
+    if not args.host.strip():
+        raise InputError("--host '': an empty host binds every network interface; use 127.0.0.1 "
+                         "(or 0.0.0.0 on purpose)")
+    try:
+        check_db_url(args.journal)
+    except ValueError as exc:
+        raise InputError(f"--journal: {exc}") from None
+    if args.host in ("0.0.0.0", "::"):
+        print(f"warning: --host {args.host} binds every network interface: anyone who can reach this machine "
+              "sees the dashboard", file=sys.stderr)
     server = MonitorServer(JournalSource(Journal(args.journal)), host=args.host, port=args.port,
                            poll_ms=args.poll_ms, title="krx-trader monitor (journal)").start()
     print(f"monitor: {server.url}", flush=True)
@@ -288,6 +330,22 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     from brokers.kis.emulator.cli import main as emulator_main
 
     return emulator_main(args.config, env_file=Path(args.env_file) if args.env_file else None)
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: a whole number in [low, high], with a message naming the range."""
+    def parse(text: str) -> int:
+        try:
+            if not text.strip().lstrip("+-").isascii():
+                raise ValueError(text)
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    parse.__name__ = f"whole number {low}..{high}"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon = sub.add_parser("monitor", help="serve the dashboard of a journal database (read-only)")
     mon.add_argument("--journal", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/journal.sqlite")
     mon.add_argument("--host", default="127.0.0.1")
-    mon.add_argument("--port", type=int, default=0)
-    mon.add_argument("--poll-ms", type=int, default=2000)
+    mon.add_argument("--port", type=_int_in(0, 65535), default=0)
+    mon.add_argument("--poll-ms", type=_int_in(100, 60_000), default=2000)
     mon.set_defaults(func=cmd_monitor)
 
     emu = sub.add_parser("emulator", help="start the local KIS Open API emulator")
@@ -364,24 +422,112 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse_until(text: str):
+    """``--until``: an exchange time (KST when no offset is given)."""
+    from datetime import datetime
+
+    from configs.errors import InputError
+    from market.calendar import KST
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--until {text[:40]!r}: not a time; e.g. 2026-11-24T15:31:00 (KST)") from None
+    return when.replace(tzinfo=KST) if when.tzinfo is None else when.astimezone(KST)
+
+
+def _expected_error_message(exc: BaseException) -> str | None:
+    """The one-line message for an error the user can fix, or None when ``exc`` is a bug.
+
+    Expected: every ``InputError`` (configs, targets, bar files, strategy parameters, database URLs,
+    arguments), KIS's typed errors (wrong app key/secret, KIS refusing a request, KIS unreachable —
+    already scrubbed of secrets) and an ``OSError`` that names a file (disk full, permission denied).
+    """
+    from configs.errors import InputError
+
+    if isinstance(exc, InputError):
+        return str(exc)
+    from brokers.kis.errors import KISConfigError, KISError
+
+    if isinstance(exc, (KISError, KISConfigError)):
+        return f"KIS: {exc}"
+    if isinstance(exc, OSError) and (exc.filename or exc.strerror):
+        from configs.files import shown
+
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
+def _write_crash_log(exc: BaseException) -> Path | None:
+    """The traceback of a bug, appended to the run's log (or a private crash log); its path."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    target = _current_run_log
+    try:
+        if target is None:
+            fd, name = tempfile.mkstemp(prefix="krx-trader-crash-", suffix=".log")   # mode 0600
+            with open(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return Path(name)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M:%S')} unexpected error\n{text}")
+        return target
+    except OSError:
+        return None
+
+
+def run_guarded(args: argparse.Namespace) -> int:
+    """The error boundary of every command (see the module docstring)."""
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RecursionError as exc:   # a bug, and its traceback is thousands of lines: keep the head
+        log_path = _write_crash_log(exc)
+        print(f"error: unexpected RecursionError (a bug; details in {log_path})", file=sys.stderr)
+        return EXIT_BUG
+    except Exception as exc:  # noqa: BLE001 - this is the boundary
+        message = _expected_error_message(exc)
+        if message is not None:
+            if args.verbose:
+                logging.getLogger("krx").debug("expected error", exc_info=exc)
+            print(f"error: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        log_path = _write_crash_log(exc)
+        where = f"the traceback is in {log_path}" if log_path else "no log could be written"
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        print(f"error: unexpected {type(exc).__name__}{': ' + first if first else ''} (a bug; {where})",
+              file=sys.stderr)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        return EXIT_BUG
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    global _current_run_log
+    _current_run_log = None
+    args = build_parser().parse_args(argv)    # argparse: one usage message and exit 2 on bad arguments
     if hasattr(signal_module, "SIGUSR1"):
         # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a live run waits
-        faulthandler.register(signal_module.SIGUSR1, all_threads=True)
+        try:
+            faulthandler.register(signal_module.SIGUSR1, all_threads=True)
+        except (ValueError, OSError, AttributeError):   # stderr without a file descriptor (embedded, tests)
+            pass
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if args.verbose else logging.ERROR)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[console])
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        # config, targets, CSV and strategy errors are ValueErrors with a message that names the problem
-        if args.verbose:
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+    nul = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if isinstance(v, str) and "\x00" in v]
+    if nul:
+        print(f"error: {', '.join(nul)}: contains a NUL character", file=sys.stderr)
         return EXIT_USAGE
+    return run_guarded(args)
 
 
 if __name__ == "__main__":

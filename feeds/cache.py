@@ -26,9 +26,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, MetaData, PrimaryKeyConstraint, String, Table,
-                        and_, create_engine, delete, func, insert, select)
-from sqlalchemy.engine import Connection, Engine, make_url
+                        and_, delete, func, insert, select)
+from sqlalchemy.engine import Connection, Engine
 
+from configs.database import open_engine
+from configs.errors import InputError
 from feeds.csv_folder import ProgressFn, read_csv_folder
 from feeds.timeframes import bar_index, check_timeframe, is_plain_date
 
@@ -79,13 +81,6 @@ class ImportSummary:
                 f"{self.folder} (replaced {self.replaced_rows:,} old rows{clamp}) in {self.seconds:.2f}s")
 
 
-def _prepare_sqlite_folder(url: str) -> None:
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
-            and not u.database.startswith("file:"):
-        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
 class BarCache:
     """Bars in a database. ``BarCache("sqlite:///data/cache/bars.sqlite")`` creates the folder and
     the table when missing. Thread-safety is SQLAlchemy's (one engine, short connections)."""
@@ -93,8 +88,7 @@ class BarCache:
     def __init__(self, url: str = DEFAULT_CACHE_URL, engine: Engine | None = None) -> None:
         self.url = url
         if engine is None:
-            _prepare_sqlite_folder(url)
-            engine = create_engine(url)
+            engine = open_engine(url, "bar cache")
         self.engine = engine
         metadata.create_all(self.engine)
 
@@ -154,7 +148,7 @@ class BarCache:
         loaded = read_csv_folder(folder, universe, clamp_adjusted_high=clamp_adjusted_high,
                                  progress=progress)
         if timeframe is not None and check_timeframe(timeframe) != loaded.timeframe:
-            raise ValueError(f"{folder}: files hold {loaded.timeframe} bars but timeframe "
+            raise InputError(f"{folder}: files hold {loaded.timeframe} bars but timeframe "
                              f"{timeframe!r} was requested")
         label = source or f"csv:{folder.resolve()}"
         with self.engine.begin() as conn:

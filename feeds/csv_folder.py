@@ -19,6 +19,7 @@ reported; a wider gap is still an error, because that is no longer rounding.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections import Counter
@@ -29,6 +30,9 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from configs.errors import InputError
+from configs.files import read_text, shown
+from feeds.quality import check_bars, first_error
 from feeds.timeframes import bar_index, infer_timeframe, slice_bars
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,14 @@ CODE_FILE = re.compile(r"^(?=.*[0-9])[0-9A-Z]{6}$")
 PRICE_FIELDS = ("open", "high", "low", "close")
 NUMBER_FIELDS = (*PRICE_FIELDS, "volume")
 TIME_FIELDS = ("date", "datetime")
+MAX_CSV_BYTES = 1 << 30
+MAX_NUMBER = 1e15
+"""Beyond this a value cannot be a price or a volume (and past 9.2e18 it would not even fit int64)."""
+_ALLOWED_BY_KIND = {
+    "magnitude": "prices up to 100,000,000 KRW and volumes up to 100,000,000,000 shares",
+    "session": "dates that are sessions of the XKRX calendar",
+    "spike": "prices inside the session's price band (or a corporate action that persists)",
+}
 MAX_CLAMP_KRW = 5
 """Largest high/low gap (KRW) treated as adjustment rounding rather than bad data."""
 
@@ -48,7 +60,7 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 ProgressFn = Callable[[str, int, int], None]
 
 
-class CSVDataError(ValueError):
+class CSVDataError(InputError):
     """A bar file that cannot be used. ``str(err)`` names file, line, field, value and what is
     allowed; the same facts are attributes for programs."""
 
@@ -90,7 +102,7 @@ class CSVFolder:
 
 def _fail(path: Path, line: int | None, fld: str | None, value: object, problem: str,
           allowed: str) -> CSVDataError:
-    where = f"{path}" + (f", line {line}" if line is not None else "")
+    where = f"{shown(path)}" + (f", line {line}" if line is not None else "")
     what = f", field '{fld}'" if fld is not None else ""
     val = f": value {value!r}" if value is not None else ":"
     return CSVDataError(f"{where}{what}{val} {problem}; allowed: {allowed}",
@@ -125,16 +137,29 @@ def csv_paths(folder: Path | str, universe: Iterable[str] | None = None) -> dict
     return {c: folder / f"{c}.csv" for c in codes}
 
 
-def _header(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
     try:
-        with path.open("r", encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline()
-    except UnicodeDecodeError as exc:
-        raise CSVDataError(f"{path}: not UTF-8 text ({exc}); allowed: UTF-8 CSV", path=path) from None
+        return read_text(path, "bar file", MAX_CSV_BYTES)
+    except InputError as exc:    # binary, not UTF-8 (CP949 hinted), unreadable: the loader's error type
+        raise CSVDataError(str(exc), path=path) from None
+
+
+def _header(path: Path, text: str) -> list[str]:
+    first = text.split("\n", 1)[0]
     if not first.strip():
         raise _fail(path, None, None, None, "is empty (no header line)",
                     f"a header line with {_REQUIRED_TEXT}, then one row per bar")
     return [c.strip() for c in first.rstrip("\r\n").split(",")]
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Column names pandas accepts (an ignored column may repeat: ``x``, ``x.1``, ...)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for h in header:
+        out.append(h if not seen[h] else f"{h}.{seen[h]}")
+        seen[h] += 1
+    return out
 
 
 def _columns(path: Path, header: list[str]) -> tuple[str, dict[str, str]]:
@@ -188,6 +213,10 @@ def _parse_numbers(path: Path, raw: pd.Series, fld: str) -> np.ndarray:
     if len(frac):
         i = int(frac[0])
         raise _fail(path, i + 2, fld, raw.iloc[i], "is not a whole number", allowed)
+    huge = np.flatnonzero(np.abs(numbers) > MAX_NUMBER)
+    if len(huge):
+        i = int(huge[0])
+        raise _fail(path, i + 2, fld, raw.iloc[i], "is implausibly large", allowed)
     values = numbers.astype(np.int64)
     neg = np.flatnonzero(values < 0) if fld == "volume" else np.flatnonzero(values <= 0)
     if len(neg):
@@ -208,18 +237,23 @@ def read_csv_file(path: Path | str, code: str | None = None,
     code = code or path.stem
     if not path.is_file():
         raise _fail(path, None, None, None, "does not exist", f"a CODE.csv file with {_REQUIRED_TEXT}")
-    header = _header(path)
+    text = _read_text(path)
+    header = _header(path, text)
     time_field, names = _columns(path, header)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                          encoding="utf-8-sig", usecols=list(names.values()))
+        # every column is read (not usecols): a row with more values than the header — an unquoted
+        # 16,971,946 — is then an error instead of silently becoming 16
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False,
+                          header=0, names=_unique(header), index_col=False)
     except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise CSVDataError(f"{path}" + (f", line {m.group(1)}" if m else "") +
-                           f": malformed row ({exc}); allowed: one value per header column",
+        m = re.search(r"line (\d+), saw (\d+)", str(exc))
+        hint = (f"{m.group(2)} values for {len(header)} columns (a number written with thousands separators? "
+                "write 16971946, not 16,971,946)" if m else f"malformed row ({exc})")
+        raise CSVDataError(f"{shown(path)}" + (f", line {m.group(1)}" if m else "") +
+                           f": {hint}; allowed: one value per header column",
                            path=path, line=int(m.group(1)) if m else None) from None
-    except UnicodeDecodeError as exc:
-        raise CSVDataError(f"{path}: not UTF-8 text ({exc}); allowed: UTF-8 CSV", path=path) from None
+    raw = raw[[_unique(header)[header.index(n)] for n in names.values()]]
+    raw.columns = list(names.values())
     raw = raw.rename(columns={v: k for k, v in names.items()})
     raw = raw.apply(lambda s: s.str.strip())
     blank = (raw == "").all(axis=1).to_numpy()
@@ -276,6 +310,13 @@ def read_csv_file(path: Path | str, code: str | None = None,
 
     frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": cols["volume"]},
                          index=index)
+    findings = check_bars(frame, code)
+    bad = first_error(findings)
+    if bad is not None:
+        raise _fail(path, bad.row + 2 if bad.row is not None else None, bad.field, None, bad.message,
+                    _ALLOWED_BY_KIND.get(bad.kind, "bars KRX can have printed (feeds/quality.py)"))
+    for finding in findings:
+        log.info("%s: %s", shown(path), finding.message)
     try:
         timeframe = infer_timeframe(index, has_time_column=False if time_field == "date" else None)
     except ValueError as exc:

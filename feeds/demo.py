@@ -34,6 +34,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from configs.errors import InputError
 from configs.schema import DemoDataConfig
 from market.calendar import trading_days
 from market.limits import band_rate_percent
@@ -288,7 +289,7 @@ def generate_demo_arrays(cfg: DemoDataConfig | None = None) -> DemoArrays:
     cfg = cfg or DemoDataConfig()
     days = trading_days(cfg.start, cfg.end)
     if not days:
-        raise ValueError(f"demo window {cfg.start}..{cfg.end} contains no KRX trading day")
+        raise InputError(f"demo window {cfg.start}..{cfg.end} contains no KRX trading day")
     n_days, n_codes = len(days), cfg.codes
     rng = np.random.default_rng(cfg.seed)
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from backtrader.utils import date2num
 
+from configs.errors import InputError
 from configs.schema import DataConfig
 from feeds.csv_folder import csv_paths, read_csv_file
 from feeds.indicators import add_indicators, indicator_columns, parse_indicator_specs
@@ -45,7 +46,7 @@ BASE_LINES = (*OHLCV, "openinterest", "datetime")
 ProgressFn = Callable[[str, int, int], None]
 
 
-class MarketDataError(ValueError):
+class MarketDataError(InputError):
     """Bars cannot be provided as configured (unknown codes, wrong timeframe, empty window...)."""
 
 
@@ -90,7 +91,7 @@ def market_from_text(text: str) -> Market:
         return Market.KOSDAQ
     if t in ("KOSPI", "KONEX", "ETF"):
         return Market(t)
-    raise ValueError(f"unknown market {text!r}; allowed: KOSPI, KOSDAQ (incl. 'KOSDAQ GLOBAL'), KONEX, ETF")
+    raise InputError(f"unknown market {text!r}; allowed: KOSPI, KOSDAQ (incl. 'KOSDAQ GLOBAL'), KONEX, ETF")
 
 
 def read_markets_file(path: Path | str) -> tuple[dict[str, Market], dict[str, str]]:

@@ -70,10 +70,10 @@ class FastResult:
 
 def declared_class(cfg: AppConfig) -> type[DeclaredStrategy]:
     """The config's strategy class, which must be a declaration."""
-    from engine.backtest import _check_params, resolve_strategy
+    from engine.backtest import check_strategy_params, resolve_strategy
 
     cls = resolve_strategy(cfg.strategy.name)
-    _check_params(cls, cfg.strategy.params)
+    check_strategy_params(cfg, cls)
     if not (isinstance(cls, type) and issubclass(cls, DeclaredStrategy)):
         raise FastEngineUnsupported(
             f"strategy.name {cfg.strategy.name!r} ({cls.__name__}) is written bar by bar, not declared: the fast "

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from configs.errors import InputError
 from market.ticks import Market
 from strategies.screens import PREV
 
@@ -41,7 +42,7 @@ MARKET_CODES: tuple[Market, ...] = (Market.KOSPI, Market.KOSDAQ, Market.KONEX, M
 """Integer id of each market inside the kernel (index into this tuple)."""
 
 
-class PanelError(ValueError):
+class PanelError(InputError):
     """A panel cannot serve a request (unknown field, empty window...); the message names it."""
 
 

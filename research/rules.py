@@ -19,6 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from configs.errors import InputError
 from configs.schema import AppConfig
 from market.calendar import krx_calendar, settlement_date
 from market.costs import CostModel, sell_tax_rate
@@ -31,7 +32,7 @@ from strategies.spec import HoldEntry, ScreenEntry, StrategySpec, TargetEntry
 from strategies.targets import TargetBook
 
 
-class FastEngineUnsupported(ValueError):
+class FastEngineUnsupported(InputError):
     """A config or strategy the fast engine cannot reproduce exactly; the message names the part."""
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from configs.errors import InputError
 from configs.schema import AppConfig, ConfigError, format_validation_error
 from research.engine import (KERNEL_COMMISSION, KERNEL_FILLS, KERNEL_TAX, KERNEL_TRADED, cost_model_for,
                              data_config, declared_class, kernel_cached, required_fields, window_panel)
@@ -65,7 +66,7 @@ METRICS = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "ma
 LOWER_IS_BETTER = {"annual_volatility", "turnover", "commission", "tax"}
 
 
-class SweepError(ValueError):
+class SweepError(InputError):
     """A sweep that cannot run as asked; the message names the key, value or folder."""
 
 

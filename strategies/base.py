@@ -31,6 +31,7 @@ import backtrader as bt
 
 from risk.limits import RiskLimits
 from risk.sizing import affordable_shares
+from strategies.params import Param
 from strategies.targets import TargetBook, TargetProgress
 
 log = logging.getLogger("krx.strategy")
@@ -58,6 +59,8 @@ class TargetStrategy(bt.Strategy):
         ("limits", None),           # RiskLimits; None = defaults
         ("check_after_bars", 1),    # bars an action has to show its effect
     )
+    #: what each parameter may hold (strategies.params); undeclared ones are typed by their default
+    param_rules: dict[str, Param] = {"check_after_bars": Param(int, ge=1, le=100)}
 
     #: indicator specs (feeds.indicators) the strategy reads; the runner precomputes them
     indicators: tuple[str, ...] = ()

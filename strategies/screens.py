@@ -41,10 +41,12 @@ from typing import Any, Callable, Iterable, Protocol
 
 import backtrader as bt
 
+from configs.errors import InputError
+
 Value = str | float
 
 
-class PanelUnsupported(ValueError):
+class PanelUnsupported(InputError):
     """A rule the vectorised engine cannot evaluate; the message names it."""
 
 

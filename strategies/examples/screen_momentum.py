@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from strategies.declared import DeclaredStrategy
+from strategies.params import Param
 from strategies.screens import Screener, above, below, min_turnover, rsi_above, trend_up
 from strategies.spec import ExitWhen, ScreenEntry, StrategySpec
 
@@ -30,6 +31,22 @@ class ScreenMomentum(DeclaredStrategy):
         ("min_turnover_krw", 1_000_000_000.0),
         ("rebalance_every", 5),
     )
+    param_rules = {
+        "top_n": Param(int, ge=1, le=500, doc="codes held at most"),
+        "fast": Param(int, ge=2, le=500, doc="trend: fast SMA length"),
+        "slow": Param(int, ge=3, le=1000, doc="trend: slow SMA length"),
+        "momentum": Param(int, ge=1, le=1000, doc="rate-of-change lookback (bars)"),
+        "exit_ma": Param(int, ge=2, le=1000, doc="exit when the close falls below this SMA"),
+        "rsi_max": Param(float, gt=0, le=100, doc="skip codes whose RSI(14) is above this"),
+        "min_turnover_krw": Param(float, ge=0, doc="average traded value floor, KRW"),
+        "rebalance_every": Param(int, ge=1, le=1000, doc="bars between screens"),
+    }
+
+    @classmethod
+    def check_params(cls, p: dict[str, Any]) -> list[str]:
+        if p["fast"] >= p["slow"]:
+            return [f"fast = {p['fast']} must be shorter than slow = {p['slow']}"]
+        return []
 
     @classmethod
     def declare(cls, p: dict[str, Any]) -> StrategySpec:
