@@ -120,7 +120,7 @@ def _set(raw: dict[str, Any], path: list[str], value: Any) -> None:
 
 def point_config(base: AppConfig, point: dict[str, Any]) -> AppConfig:
     """The base config with a point's values set; validated like a config file."""
-    raw = base.model_dump(mode="json")
+    raw = base.model_dump()          # Python values (Decimal, date, Path): the strict loader checks kinds
     for name, value in point.items():
         path = ["strategy", "params", name] if "." not in name else name.split(".")
         _set(raw, path, value)
@@ -421,7 +421,7 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
     (out / SWEEP_JSON).write_text(json.dumps({"signature": signature, "grid": _json_safe(grid), "metric": metric,
                                               "walk_forward": str(split) if split is not None else None,
                                               "heatmap": heatmap}, indent=2), encoding="utf-8")
-    todo = [(pc.model_dump(mode="json"), p) for pc, p in zip(configs, points) if point_id(p) not in finished]
+    todo = [(pc.model_dump(), p) for pc, p in zip(configs, points) if point_id(p) not in finished]
     skipped = len(points) - len(todo)
     t_prepared = time.perf_counter()
 
