@@ -52,7 +52,7 @@ ETF_TABLE = 3
 
 # ---- scalar state (fs float, st int) ------------------------------------------------------------
 S_CASH, S_VALUE, S_RESERVED, S_PEND_BUY_VALUE, S_HELD_VALUE, S_COMMISSION, S_TAX, S_TRADED = range(8)
-I_NEXT_REF, I_N_ORD, I_N_REF, I_N_EV, I_N_SESSION, I_STOPPED, I_ERROR, I_FILLS = range(8)
+I_NEXT_REF, I_N_REF, I_N_EV, I_N_SESSION, I_STOPPED, I_ERROR, I_FILLS = range(7)
 
 # ---- records -------------------------------------------------------------------------------------
 # orders   int [ref, row, code, side(+1/-1), type(0 market, 1 limit), qty, status, filled, reason,
@@ -528,7 +528,7 @@ def simulate(opn, high, low, close, vol, has, fill_ok, tick_bar, tick_sess, band
     round_reject = ip[IP_ROUND_REJECT] != 0
 
     fs = np.zeros(8)
-    st = np.zeros(8, np.int64)
+    st = np.zeros(7, np.int64)
     fs[S_CASH] = fp[FP_CASH]
     fs[S_VALUE] = fp[FP_CASH]
     st[I_NEXT_REF] = 1
