@@ -170,6 +170,55 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_url(args: argparse.Namespace) -> str:
+    """The market-data database of a ``data`` command: ``--config``'s data.cache_url, else ``--cache``."""
+    if getattr(args, "config", None):
+        from configs.schema import load_config
+        return load_config(args.config).data.cache_url
+    return args.cache
+
+
+def _parse_day(text: str | None, flag: str):
+    from datetime import date
+
+    from configs.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag} {text[:40]!r}: not a date; write YYYY-MM-DD") from None
+
+
+def cmd_data_master(args: argparse.Namespace) -> int:
+    """Build (or refresh) the stock master from KIS's master files."""
+    from feeds.master import StockMaster
+
+    with StockMaster(_data_url(args)) as master:
+        result = master.import_from(args.source, as_of=_parse_day(args.as_of, "--as-of"))
+    print(result.describe())
+    return 0
+
+
+def cmd_data_quality(args: argparse.Namespace) -> int:
+    """The quality guard over the cached bars: a table per code; exit 1 in strict mode when any is refused."""
+    from feeds.cache import BarCache
+    from feeds.master import master_for
+
+    url = _data_url(args)
+    codes = args.codes.split(",") if args.codes else None
+    master = master_for(url)
+    halts = master.halts(codes) if master is not None else None
+    if master is not None:
+        master.close()
+    adjusted = None if args.series == "any" else args.series == "adjusted"
+    with BarCache(url) as cache:
+        report = cache.check_quality(codes, args.timeframe, adjusted=adjusted, halts=halts, strict=args.strict)
+    print(report.describe(only_problems=not args.all))
+    return 1 if report.refused() else 0
+
+
 def cmd_session(args: argparse.Namespace) -> int:
     """paper / live: the same strategy on KIS until the feeds end (--until) or Ctrl-C."""
 
@@ -324,6 +373,24 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--clamp", action="store_true", help="clamp 1-5 KRW high/low gaps of adjusted data")
     imp.add_argument("--unadjusted", action="store_true", help="mark the bars as unadjusted (on the tick grid)")
     imp.set_defaults(func=cmd_data_import)
+
+    ms = dsub.add_parser("master", help="build the stock master from KIS's master files (kospi/kosdaq/konex_code.mst)")
+    ms.add_argument("--from", dest="source", help="URL of the folder holding the zips (or of one file), or a local "
+                                                  "folder/file; default: KIS's download host")
+    ms.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the market-data database")
+    ms.add_argument("--config", help="take the database URL from this config's data.cache_url")
+    ms.add_argument("--as-of", help="the day the files are of (default: the server's Last-Modified, else today)")
+    ms.set_defaults(func=cmd_data_master)
+
+    qa = dsub.add_parser("quality", help="the quality guard's report of the cached bars, per code")
+    qa.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the market-data database")
+    qa.add_argument("--config", help="take the database URL from this config's data.cache_url")
+    qa.add_argument("--codes", help="comma-separated codes (default: every cached code)")
+    qa.add_argument("--timeframe", default="daily", choices=["daily", "5min", "1min"])
+    qa.add_argument("--series", default="any", choices=["any", "adjusted", "original"])
+    qa.add_argument("--strict", action="store_true", help="also refuse codes with warnings (exit status 1)")
+    qa.add_argument("--all", action="store_true", help="list every code, not only those with findings")
+    qa.set_defaults(func=cmd_data_quality)
 
     dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs")
     dl.add_argument("--source", required=True, choices=["kis"])
