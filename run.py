@@ -297,34 +297,138 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_download(args: argparse.Namespace) -> int:
-    """Fill the bar cache from KIS's daily chart TR (100 rows a call, paged backwards)."""
-    from datetime import date
+class DownloadProgressBar:
+    """The download's progress line on stderr: codes, requests/s, ETA, bars, failures. On a terminal it
+    redraws in place (at most 5 times a second); otherwise it prints a line every 10 %."""
 
+    def __init__(self, stream=sys.stderr, width: int = 24) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last_draw = 0.0
+        self._last_decile = -1
+
+    @staticmethod
+    def _clock(seconds: float | None) -> str:
+        if seconds is None:
+            return "--:--:--"
+        s = int(seconds)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    def __call__(self, p) -> None:
+        total = max(p.requests_planned, 1)
+        frac = p.requests / total if p.requests_planned else (1.0 if p.codes_done >= p.codes_total else 0.0)
+        now = time.monotonic()
+        finished = p.codes_done >= p.codes_total
+        if self.tty:
+            if not finished and now - self._last_draw < 0.2:
+                return
+        else:
+            decile = int(frac * 10)
+            if decile == self._last_decile and not finished:
+                return
+            self._last_decile = decile
+        self._last_draw = now
+        filled = int(self.width * min(frac, 1.0))
+        line = (f"download [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:3.0f}% "
+                f"{p.codes_done:,}/{p.codes_total:,} codes  {p.requests:,}/{p.requests_planned:,} req  "
+                f"{p.rate:5.1f} req/s  ETA {self._clock(p.eta)}  {p.bars:,} bars  {p.failures} failed")
+        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty and not finished else "\n"))
+        self.stream.flush()
+
+
+def _read_universe(spec: str | None, cfg, master) -> list[str]:
+    """``--universe``: ``master`` (every listed code of the stock master), a file of codes (one per line, or
+    a CSV with a ``code`` column), or codes separated by commas; default: the config's ``data.universe``."""
+    import re
+
+    from configs.errors import InputError
+    from configs.schema import CODE_PATTERN
+    from feeds.universe import resolve_universe
+
+    if spec is None:
+        if cfg.data.universe_rule is not None:
+            return resolve_universe(cfg.data.universe_rule, master, None)
+        if cfg.data.universe:
+            return list(cfg.data.universe)
+        raise InputError("data download: say which codes: --universe master|FILE|CODE,CODE (or data.universe "
+                         "in the config)")
+    if spec == "master":
+        if master is None:
+            raise InputError("--universe master: the database has no stock master yet; run "
+                             "'run.py data master' first")
+        return list(master.frame(include_delisted=False).index)
+    path = Path(spec)
+    if path.is_file():
+        from configs.files import read_text
+
+        lines = [ln.strip() for ln in read_text(path, "universe file").splitlines() if ln.strip()]
+        if lines and lines[0].split(",")[0].strip().lower() == "code":
+            lines = lines[1:]
+        codes = [ln.split(",")[0].strip().strip('"') for ln in lines]
+        where = f"{path}"
+    else:
+        codes = [c.strip() for c in spec.split(",") if c.strip()]
+        where = "--universe"
+    bad = [c for c in codes if not re.match(CODE_PATTERN, c)]
+    if bad or not codes:
+        raise InputError(f"{where}: {bad[0]!r} is not a code; expected 6 characters like 005930, or 'master'"
+                         if bad else f"{where}: no codes")
+    return list(dict.fromkeys(codes))
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    """Fill the bar cache from KIS's daily chart TR: resumable, several codes in flight (feeds/download.py)."""
     from brokers.kis.client import Credentials, KISClient
     from brokers.kis.protocol import Env
     from configs.schema import load_config
     from feeds.cache import BarCache
+    from feeds.download import Downloader, last_complete_session
+    from feeds.master import master_for
 
     cfg = load_config(args.config)
     env = Env.REAL if cfg.broker.mode == "live" else Env.PAPER
     kis = cfg.broker.kis
+    url = cfg.data.cache_url
+    master = master_for(url)
+    try:
+        codes = _read_universe(args.universe, cfg, master)
+        end = _parse_day(args.end, "--end") or cfg.data.end or last_complete_session()
+        start = _parse_day(args.start, "--start") or cfg.data.start or end.replace(year=end.year - 10)
+        halts, listing = {}, {}
+        if master is not None:
+            halts = master.halts(codes)
+            df = master.frame()
+            listing = {c: (df.at[c, "listing_date"], df.at[c, "delisting_date"]) for c in codes if c in df.index}
+            listing = {c: (None if pd_isna(a) else a, None if pd_isna(b) else b) for c, (a, b) in listing.items()}
+    finally:
+        if master is not None:
+            master.close()
     client = KISClient(Credentials.from_env(kis.env_file), env, kis.rest_url, token_cache=kis.token_cache,
                        requests_per_second=kis.requests_per_second)
-    codes = cfg.data.universe or []
-    if not codes:
-        raise ValueError("data.universe: list the codes to download")
-    start = cfg.data.start or date(date.today().year - 1, 1, 1)
-    end = cfg.data.end or date.today()
-    frames = {}
-    for i, code in enumerate(codes, 1):
-        frames[code] = client.daily_bars(code, start, end, adjusted=not args.unadjusted)
-        ProgressBar()("download", i, len(codes))
-    cache = BarCache(cfg.data.cache_url)
-    cache.write(frames, timeframe="daily", source=f"kis-{env.value}", adjusted=not args.unadjusted)
-    print(f"cached {sum(len(f) for f in frames.values()):,} daily bars of {len(frames)} code(s) "
-          f"in {cfg.data.cache_url}")
-    return 0
+    with BarCache(url) as cache:
+        downloader = Downloader(client, cache, adjusted=not args.unadjusted, workers=args.workers,
+                                strict=args.strict, halts=halts, listing=listing, progress=DownloadProgressBar(),
+                                source=f"kis-{env.value}")
+        print(f"download: {len(codes):,} code(s), {start}..{end}, into {cache_label(url)}", file=sys.stderr)
+        summary = downloader.run(codes, start, end)
+    client.close()
+    print(summary.describe())
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failures else 0
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def cache_label(url: str) -> str:
+    from configs.database import safe_url
+
+    return safe_url(url)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -392,9 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--all", action="store_true", help="list every code, not only those with findings")
     qa.set_defaults(func=cmd_data_quality)
 
-    dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs")
+    dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs (resumable: run it again)")
     dl.add_argument("--source", required=True, choices=["kis"])
     dl.add_argument("--config", required=True, help="config with broker.kis (URLs), data.universe/start/end/cache_url")
+    dl.add_argument("--universe", help="master (every listed code of the stock master), a file of codes, or "
+                                       "CODE,CODE,...; default: the config's data.universe")
+    dl.add_argument("--start", help="first day (default: data.start, else ten years before --end)")
+    dl.add_argument("--end", help="last day (default: data.end, else the last complete session)")
+    dl.add_argument("--workers", type=_int_in(1, 32), default=4, help="codes in flight (one shared rate budget)")
+    dl.add_argument("--strict", action="store_true", help="refuse codes with quality warnings too")
     dl.add_argument("--unadjusted", action="store_true", help="original prices (FID_ORG_ADJ_PRC=1)")
     dl.set_defaults(func=cmd_data_download)
 

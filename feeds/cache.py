@@ -19,7 +19,6 @@ SQL: no boolean aggregates, no date functions — the PostgreSQL suite runs the 
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -176,22 +175,32 @@ class BarCache:
 
     def write_range(self, code: str, frame: pd.DataFrame, first_day: date, last_day: date, *,
                     timeframe: str = "daily", adjusted: bool = True, source: str = "") -> int:
-        """One code's bars for ``first_day..last_day`` as fetched: in ONE transaction, the series' rows
-        in that range are replaced by ``frame``'s and the range is recorded as covered (even when it
+        """One code's bars for ``first_day..last_day`` as fetched (``write_ranges`` with one range)."""
+        return self.write_ranges(code, [(frame, first_day, last_day)], timeframe=timeframe, adjusted=adjusted,
+                                 source=source)
+
+    def write_ranges(self, code: str, pieces: Iterable[tuple[pd.DataFrame, date, date]], *,
+                     timeframe: str = "daily", adjusted: bool = True, source: str = "") -> int:
+        """One code's fetched ranges in ONE transaction: for each (frame, first_day, last_day), the series'
+        rows in that range are replaced by the frame's and the range is recorded as covered (even when it
         holds no bar: before a listing, during a halt). Returns rows written."""
         check_timeframe(timeframe)
-        lo = datetime.combine(first_day, datetime.min.time())
-        hi = datetime.combine(last_day, datetime.min.time()) + pd.Timedelta(days=1).to_pytimedelta()
-        inside = frame
-        if len(frame):
-            idx = pd.DatetimeIndex(frame.index)
-            inside = frame[(idx >= lo) & (idx < hi)]
+        pieces = list(pieces)
+        written = 0
         with self.engine.begin() as conn:
-            conn.execute(delete(bars).where(and_(self._series(code, timeframe, adjusted),
-                                                 bars.c.datetime >= lo, bars.c.datetime < hi)))
-            self._insert(conn, self._rows(code, timeframe, inside, source, adjusted))
-            self._set_coverage(conn, code, timeframe, adjusted, [(first_day, last_day)], source, replace=False)
-        return len(inside)
+            for frame, first_day, last_day in pieces:
+                lo = datetime.combine(first_day, datetime.min.time())
+                hi = datetime.combine(last_day, datetime.min.time()) + pd.Timedelta(days=1).to_pytimedelta()
+                inside = frame
+                if len(frame):
+                    idx = pd.DatetimeIndex(frame.index)
+                    inside = frame[(idx >= lo) & (idx < hi)]
+                conn.execute(delete(bars).where(and_(self._series(code, timeframe, adjusted),
+                                                     bars.c.datetime >= lo, bars.c.datetime < hi)))
+                self._insert(conn, self._rows(code, timeframe, inside, source, adjusted))
+                written += len(inside)
+            self._set_coverage(conn, code, timeframe, adjusted, [(a, b) for _, a, b in pieces], source, replace=False)
+        return written
 
     def import_csv_folder(self, folder: Path | str, universe: Iterable[str] | None = None,
                           timeframe: str | None = None, source: str | None = None,

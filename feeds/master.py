@@ -43,17 +43,6 @@ log = logging.getLogger(__name__)
 FLAGS = ("halted", "admin_issue", "liquidation", "caution", "warning", "risk", "unfaithful_disclosure", "overheated")
 """Designations kept as dated intervals (``stock_flags.flag``)."""
 WARNING_FLAGS = {"01": "caution", "02": "warning", "03": "risk"}
-EXCLUDE_TAGS = {
-    "etf": "etf", "etn": "etn", "spac": "spac", "스팩": "spac", "preferred": "preferred", "우선주": "preferred",
-    "reit": "reit", "리츠": "reit", "fund": "fund", "infra": "infra", "dr": "dr", "foreign": "foreign",
-    "admin_issue": "admin_issue", "관리종목": "admin_issue", "halted": "halted", "거래정지": "halted",
-    "liquidation": "liquidation", "정리매매": "liquidation", "caution": "caution", "투자주의": "caution",
-    "warning": "warning", "투자경고": "warning", "risk": "risk", "투자위험": "risk",
-    "unfaithful_disclosure": "unfaithful_disclosure", "불성실공시": "unfaithful_disclosure",
-    "overheated": "overheated", "단기과열": "overheated",
-}
-"""What ``universe.exclude`` accepts (English or the Korean term) → a kind or a flag."""
-KINDS = frozenset({"etf", "etn", "spac", "preferred", "reit", "fund", "infra", "dr", "foreign"})
 
 
 def _flags_of(r: MasterRecord) -> set[str]:
@@ -311,4 +300,4 @@ def master_for(url: str) -> StockMaster | None:
     return master
 
 
-__all__ = ["EXCLUDE_TAGS", "FLAGS", "KINDS", "MasterImport", "StockMaster", "master_for", "read_master_source"]
+__all__ = ["FLAGS", "MasterImport", "StockMaster", "master_for", "read_master_source"]
