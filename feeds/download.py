@@ -87,17 +87,19 @@ def subtract_ranges(want: tuple[date, date], have: Sequence[tuple[date, date]]) 
 
 
 def windows(first: date, last: date, sessions: int = PAGE_SESSIONS) -> list[tuple[date, date]]:
-    """``first..last`` cut into consecutive windows of at most ``sessions`` trading days (a range with no
-    session is one window: it is still asked once, so its coverage gets recorded)."""
+    """The request windows of ``first..last``: at most ``sessions`` trading days each, each starting on a
+    session (a range with no session is one window: it is still asked once, so its coverage gets
+    recorded; coverage is always the whole range)."""
     days = krx_calendar().trading_days(first, last)
     if not days:
         return [(first, last)]
     out = []
     for i in range(0, len(days), sessions):
         chunk = days[i:i + sessions]
-        a = first if i == 0 else chunk[0]
+        # a window starts on a session: the chart TR pages back until a row reaches the start, so a
+        # window starting on a holiday would cost a second, empty request
         b = last if i + sessions >= len(days) else chunk[-1]
-        out.append((a, b))
+        out.append((chunk[0], b))
     return out
 
 

@@ -1,11 +1,7 @@
-"""A small emulated market for the market-data suites: 8 codes, two years of daily bars, reference data
-with every kind the stock master tells apart (KOSPI, KOSDAQ, KONEX, ETF, SPAC, preferred, 관리종목, a
-halt, a delisting), served by the emulator over real sockets on the real environment (the finance
-TRs are real-only) with a fast rate limit on the wall clock (the client paces on the wall clock)."""
+"""Fixtures of the market-data suites (the market itself: ``market_helpers.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Callable, Iterator
 
@@ -14,66 +10,9 @@ import pytest
 
 from brokers.kis import ratelimit, tokencache
 from brokers.kis.emulator.clock import SteppedClock
-from brokers.kis.emulator.reference import (Designation, ReferenceData, ReferenceFile, Statement, generate_reference)
 from brokers.kis.emulator.server import Emulator
-from configs.emulator_schema import EmulatorConfig
-from configs.schema import DemoDataConfig
-from feeds.demo import generate_demo_market
 from market.calendar import KST, krx_calendar
-
-MARKET_START = date(2023, 1, 2)
-MARKET_END = date(2024, 12, 27)
-HALT = (date(2024, 6, 3), date(2024, 6, 5))
-DELISTED = date(2024, 11, 29)
-LATE_STATEMENT = date(2024, 8, 20)
-"""990002's 2024 Q2 statement is published late (legal deadline 2024-08-14): a backtest before this day
-must not see it."""
-
-
-@dataclass
-class SmallMarket:
-    bars: dict[str, pd.DataFrame]
-    markets: dict[str, Any]
-    names: dict[str, str]
-    reference: ReferenceData
-
-    @property
-    def codes(self) -> list[str]:
-        return sorted(self.bars)
-
-
-def _build() -> SmallMarket:
-    demo = generate_demo_market(DemoDataConfig(codes=8, start=MARKET_START, end=MARKET_END, seed=7))
-    bars = {c: df.copy() for c, df in demo.bars.items()}
-    # 990007: halted 2024-06-03..05 (no bars), 관리종목 from 2024-06-03; 990008 delisted 2024-11-29
-    idx7 = bars["990007"].index
-    bars["990007"] = bars["990007"][~((idx7 >= pd.Timestamp(HALT[0])) & (idx7 <= pd.Timestamp(HALT[1])))]
-    bars["990008"] = bars["990008"][bars["990008"].index <= pd.Timestamp(DELISTED)]
-    ref = generate_reference(bars, demo.markets, demo.names)
-    secs = dict(ref.securities)
-
-    def change(code: str, **kw: Any) -> None:
-        secs[code] = secs[code].model_copy(update=kw)
-
-    change("990003", kind="etf", name="데모 ETF")
-    change("990004", kind="spac", name="데모스팩1호")
-    change("990005", kind="preferred", name="데모우")
-    change("990006", market="KONEX", name="코넥스데모")
-    keep = [d for d in secs["990007"].designations if not (d.kind == "halted" and d.start <= HALT[1] and
-                                                          (d.end or HALT[1]) >= HALT[0])]
-    change("990007", name="관리데모", designations=keep + [
-        Designation(kind="halted", start=HALT[0], end=HALT[1], reason="거래정지"),
-        Designation(kind="admin_issue", start=HALT[0], end=None, reason="관리종목 지정")])
-    change("990008", delisting_date=DELISTED)
-    late = []
-    for st in secs["990002"].financials:
-        if st.period == "quarter" and st.period_end == date(2024, 6, 30):
-            st = st.model_copy(update={"published": LATE_STATEMENT})
-        late.append(st)
-    change("990002", financials=late)
-    parsed = ReferenceFile(format="krx-trader/reference", version=1, synthetic=True, securities=list(secs.values()))
-    return SmallMarket(bars, dict(demo.markets), dict(demo.names), ReferenceData(parsed, "<small market>"))
-
+from market_helpers import MARKET_END, SmallMarket, _build, emulator_config
 
 _MARKET: SmallMarket | None = None
 
@@ -84,13 +23,6 @@ def small_market() -> SmallMarket:
     if _MARKET is None:
         _MARKET = _build()
     return _MARKET
-
-
-def emulator_config(rate: float = 400.0, **extra: Any) -> EmulatorConfig:
-    raw = {"env": "real", "log_requests": False, "ws": {"ping_interval_s": None},
-           "real": {"rate_limit_per_sec": rate}, "rate_limit": {"time_base": "wall"}}
-    raw.update(extra)
-    return EmulatorConfig.model_validate(raw)
 
 
 @pytest.fixture(autouse=True)
@@ -108,9 +40,10 @@ def market_emulator(small_market: SmallMarket) -> Iterator[Callable[..., Emulato
     on the morning of ``day`` (08:50 KST, before the open: every bar up to the day before is history)."""
     made: list[Emulator] = []
 
-    def make(day: date = MARKET_END, rate: float = 400.0, **extra: Any) -> Emulator:
+    def make(day: date = MARKET_END, rate: float = 400.0, bars: dict[str, pd.DataFrame] | None = None,
+             **extra: Any) -> Emulator:
         day = day if krx_calendar().is_trading_day(day) else krx_calendar().next_trading_day(day)
-        emu = Emulator(emulator_config(rate, **extra), bars=small_market.bars, markets=small_market.markets,
+        emu = Emulator(emulator_config(rate, **extra), bars=bars or small_market.bars, markets=small_market.markets,
                        names=small_market.names, reference=small_market.reference,
                        clock=SteppedClock(datetime.combine(day, time(8, 50), KST)))
         made.append(emu.start())
@@ -119,3 +52,5 @@ def market_emulator(small_market: SmallMarket) -> Iterator[Callable[..., Emulato
     yield make
     for emu in made:
         emu.stop()
+
+
