@@ -419,6 +419,63 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
+def cmd_data_fundamentals(args: argparse.Namespace) -> int:
+    """Point-in-time fundamentals into the market-data database: from KIS's finance TRs + inquire-price,
+    or from a reference file with publication dates (feeds/fundamentals.py)."""
+    from datetime import datetime
+
+    from configs.errors import InputError
+    from feeds.fundamentals import FundamentalsStore, fetch_fundamentals, import_reference
+    from feeds.master import master_for
+    from market.calendar import KST
+
+    if args.reference:
+        from brokers.kis.emulator.reference import ReferenceError, load_reference
+
+        try:
+            reference = load_reference(args.reference)
+        except ReferenceError as exc:
+            raise InputError(str(exc)) from None
+        with FundamentalsStore(_data_url(args)) as store:
+            result = import_reference(store, reference, f"reference:{args.reference}")
+        print(result.describe())
+        return 0
+    if not args.config:
+        raise InputError("data fundamentals: give --config (KIS access) or --reference FILE")
+    from brokers.kis.client import Credentials, KISClient
+    from brokers.kis.protocol import Env
+    from configs.schema import load_config
+
+    cfg = load_config(args.config)
+    if cfg.broker.mode != "live":
+        raise InputError(f"{cfg.source}: KIS serves the finance TRs on the real environment only; set broker.mode: "
+                         "live in the download config (no order is placed)")
+    url = cfg.data.cache_url
+    master = master_for(url)
+    try:
+        codes = _read_universe(args.universe, cfg, master)
+        months = {}
+        if master is not None:
+            df = master.frame()
+            months = {c: int(m) for c, m in zip(df.index, df["fiscal_month"]) if not pd_isna(m)}
+    finally:
+        if master is not None:
+            master.close()
+    kis = cfg.broker.kis
+    client = KISClient(Credentials.from_env(kis.env_file), Env.REAL, kis.rest_url, token_cache=kis.token_cache,
+                       requests_per_second=kis.requests_per_second)
+    today = _parse_day(args.as_of, "--as-of") or datetime.now(KST).date()
+    bar = ProgressBar()
+    with FundamentalsStore(url) as store:
+        result = fetch_fundamentals(client, store, codes, today, workers=args.workers, fiscal_months=months,
+                                    progress=lambda done, total: bar("fundamentals", done, total))
+    client.close()
+    print(result.describe())
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if result.failures else 0
+
+
 def pd_isna(value) -> bool:
     import pandas as pd
 
@@ -485,6 +542,15 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--config", help="take the database URL from this config's data.cache_url")
     ms.add_argument("--as-of", help="the day the files are of (default: the server's Last-Modified, else today)")
     ms.set_defaults(func=cmd_data_master)
+
+    fu = dsub.add_parser("fundamentals", help="point-in-time fundamentals from KIS's finance TRs (or a reference file)")
+    fu.add_argument("--config", help="config with broker.kis (real environment) and data.cache_url/universe")
+    fu.add_argument("--universe", help="master, a file of codes, or CODE,CODE,...; default: the config's data.universe")
+    fu.add_argument("--reference", help="import reference.json (statements with their publication dates) instead")
+    fu.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="database URL (with --reference)")
+    fu.add_argument("--as-of", help="the day of this fetch (default: today, KST); the emulator's emulated day")
+    fu.add_argument("--workers", type=_int_in(1, 32), default=4, help="codes in flight (one shared rate budget)")
+    fu.set_defaults(func=cmd_data_fundamentals)
 
     qa = dsub.add_parser("quality", help="the quality guard's report of the cached bars, per code")
     qa.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the market-data database")

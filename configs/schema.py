@@ -131,6 +131,11 @@ class UniverseRule(StrictModel):
     as_of: date | None = Field(None, description="the day designations and market caps are taken on; "
                                                  "default: data.start (else the newest data)")
 
+    @field_validator("as_of")
+    @classmethod
+    def _in_calendar(cls, d: date | None) -> date | None:
+        return None if d is None else check_calendar_range(d)
+
     @field_validator("market", mode="before")
     @classmethod
     def _one_or_list(cls, v: Any) -> Any:
@@ -217,10 +222,12 @@ class DataConfig(StrictModel):
     @field_validator("indicators")
     @classmethod
     def _indicator_specs(cls, specs: list[str]) -> list[str]:
-        from feeds.indicators import parse_indicator_spec   # feeds imports this module: import late
+        from feeds.fundamentals import FIELDS as FUNDAMENTAL_FIELDS   # feeds imports this module: import late
+        from feeds.indicators import parse_indicator_spec
 
         for spec in specs:
-            parse_indicator_spec(spec)
+            if spec not in FUNDAMENTAL_FIELDS:      # per, pbr, roe, market_cap, ...: point-in-time columns
+                parse_indicator_spec(spec)
         return specs
 
     @model_validator(mode="after")

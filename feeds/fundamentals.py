@@ -196,15 +196,19 @@ class FundamentalsStore:
             df[col] = [_day(v) for v in df[col]]
         return df
 
-    def as_of(self, code: str, day: date) -> dict[str, float]:
-        """Every figure of ``code`` known on ``day``: item → value of its latest period (annual first)."""
+    def as_of(self, code: str, day: date, period: str | None = None) -> dict[str, float]:
+        """Every figure of ``code`` known on ``day``: item → the value of its latest period (``period``: only
+        annual, quarter or snapshot figures; default: statements of either period, annual on a tie, and
+        snapshot items where no statement has them)."""
         df = self.rows([code])
         df = df[df["known_from"] <= day]
+        if period is not None:
+            df = df[df["period"] == period]
+        df = df.assign(rank=[{"snapshot": 0, "quarter": 1, "annual": 2}[p] for p in df["period"]])
+        df = df.assign(stmt=df["period"] != "snapshot")
         out: dict[str, float] = {}
-        for period in ("snapshot", "quarter", "annual"):
-            part = df[df["period"] == period].sort_values(["period_end", "known_from"])
-            for item, g in part.groupby("item"):
-                out[item] = g.iloc[-1]["value"]
+        for item, g in df.sort_values(["stmt", "period_end", "rank", "known_from"]).groupby("item"):
+            out[item] = g.iloc[-1]["value"]
         return out
 
     def codes(self) -> list[str]:

@@ -291,6 +291,30 @@ class StockMaster:
         return min(days) if days else None
 
 
+def master_if_present(url: str) -> StockMaster | None:
+    """The stock master of ``url`` when that database exists and holds one — never creating a database
+    as a side effect (a CSV backtest names the default cache URL without ever having made it)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if not db or db == ":memory:" or not Path(db).expanduser().is_file():
+            return None
+    engine = open_engine(url, "stock master")
+    try:
+        with engine.connect() as conn:
+            present = inspect(conn).has_table("stocks") and conn.execute(select(stocks.c.code).limit(1)).first() is not None
+    except Exception:
+        engine.dispose()
+        raise
+    if not present:
+        engine.dispose()
+        return None
+    return StockMaster(url, engine)
+
+
 def master_for(url: str) -> StockMaster | None:
     """The stock master of a market-data database, or None when it has never been imported."""
     master = StockMaster(url)
@@ -300,4 +324,4 @@ def master_for(url: str) -> StockMaster | None:
     return master
 
 
-__all__ = ["FLAGS", "MasterImport", "StockMaster", "master_for", "read_master_source"]
+__all__ = ["FLAGS", "MasterImport", "StockMaster", "master_for", "master_if_present", "read_master_source"]
