@@ -164,8 +164,16 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     if args.config:
         from configs.schema import load_config
         url = load_config(args.config).data.cache_url
+    from feeds.master import master_if_present
+
+    master = master_if_present(url)          # its halts tell the quality guard a halt from missing data
+    halts = None
+    if master is not None:
+        halts = master.halts()
+        master.close()
     summary = import_csv_folder(Path(args.csv), url=url, timeframe=args.timeframe,
-                                clamp_adjusted_high=args.clamp, adjusted=not args.unadjusted)
+                                clamp_adjusted_high=args.clamp, adjusted=not args.unadjusted, strict=args.strict,
+                                halts=halts)
     print(summary)
     return 0
 
@@ -533,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--timeframe", default="daily", choices=["daily", "5min", "1min"])
     imp.add_argument("--clamp", action="store_true", help="clamp 1-5 KRW high/low gaps of adjusted data")
     imp.add_argument("--unadjusted", action="store_true", help="mark the bars as unadjusted (on the tick grid)")
+    imp.add_argument("--strict", action="store_true", help="refuse the import when any code has a quality warning")
     imp.set_defaults(func=cmd_data_import)
 
     ms = dsub.add_parser("master", help="build the stock master from KIS's master files (kospi/kosdaq/konex_code.mst)")

@@ -302,13 +302,16 @@ def master_if_present(url: str) -> StockMaster | None:
         db = u.database or ""
         if not db or db == ":memory:" or not Path(db).expanduser().is_file():
             return None
+    from sqlalchemy.exc import DatabaseError
+
     engine = open_engine(url, "stock master")
     try:
         with engine.connect() as conn:
             present = inspect(conn).has_table("stocks") and conn.execute(select(stocks.c.code).limit(1)).first() is not None
-    except Exception:
+    except DatabaseError as exc:
         engine.dispose()
-        raise
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InputError(f"database {safe_url(url)}: cannot use it ({first})") from None
     if not present:
         engine.dispose()
         return None

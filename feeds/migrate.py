@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from configs.database import safe_url
 from configs.errors import InputError
@@ -68,14 +69,23 @@ def revision(engine: Engine, schema: str = "data") -> str | None:
 
 
 def upgrade(engine: Engine, schema: str = "data", target: str = "head") -> str:
-    """Bring ``engine``'s database to ``target`` (default: the newest revision); returns it."""
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
+    """Bring ``engine``'s database to ``target`` (default: the newest revision); returns it. A file that is
+    not a database, or a server refusing the DDL, is an ``InputError`` naming the URL."""
     want = head(schema) if target == "head" else target
     key = (engine.url.render_as_string(hide_password=False), schema)
     if target == "head" and _current.get(key) == want:
         return want
+    try:
+        return _upgrade(engine, schema, target, want, key)
+    except (OperationalError, DatabaseError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InputError(f"database {safe_url(str(engine.url))}: cannot use it ({first})") from None
+
+
+def _upgrade(engine: Engine, schema: str, target: str, want: str, key: tuple[str, str]) -> str:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     version_table, baseline, legacy_table = SCHEMAS[schema]
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
