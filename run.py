@@ -7,7 +7,10 @@
     python run.py emulator --config configs/emulator.yaml
     python run.py paper --config configs/paper-emulator.yaml [--until 2026-11-24T15:31:00]
     python run.py live --config FILE --confirm-live
-    python run.py data download --source kis --config FILE
+    python run.py data master [--from URL_OR_FILE] [--cache URL]
+    python run.py data download --source kis --config FILE [--universe master|FILE|CODES]
+    python run.py data fundamentals --config FILE [--universe ...] | --reference FILE
+    python run.py data quality [--cache URL] [--strict]
 
 This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
 and ``brokers``. ``main`` is the one error boundary (``run_guarded``): a problem with an input — a
@@ -315,6 +318,9 @@ class DownloadProgressBar:
         self.tty = stream.isatty()
         self._last_draw = 0.0
         self._last_decile = -1
+        import threading
+
+        self._lock = threading.Lock()      # called from the download's worker threads too
 
     @staticmethod
     def _clock(seconds: float | None) -> str:
@@ -324,6 +330,10 @@ class DownloadProgressBar:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
     def __call__(self, p) -> None:
+        with self._lock:
+            self._draw(p)
+
+    def _draw(self, p) -> None:
         total = max(p.requests_planned, 1)
         frac = p.requests / total if p.requests_planned else (1.0 if p.codes_done >= p.codes_total else 0.0)
         now = time.monotonic()

@@ -323,6 +323,19 @@ def panel_fields(url: str, dates: np.ndarray, codes: Sequence[str], close: np.nd
     return out
 
 
+def panel_provider(url: str) -> Callable[[object, str], dict[str, np.ndarray] | None]:
+    """A field provider for the fast engine's panel (``research.panel.register_field_provider``): it answers
+    for the names in ``FIELDS`` with day × code arrays from ``url``'s fundamentals (``panel_fields``), the
+    same values the event engine's feed lines get, and None for any other name. The panel passes itself;
+    the provider reads ``panel.dates``, ``panel.codes`` and ``panel.field("close")`` only."""
+    def provide(panel: object, name: str) -> dict[str, np.ndarray] | None:
+        if name not in FIELDS:
+            return None
+        close = panel.field("close")  # type: ignore[attr-defined]
+        return panel_fields(url, panel.dates, list(panel.codes), close, [name])  # type: ignore[attr-defined]
+    return provide
+
+
 def shares_on(url: str, codes: Sequence[str], day: date) -> dict[str, float]:
     """Shares listed known on ``day`` per code (snapshots; before the first, the earliest known)."""
     with FundamentalsStore(url) as store:
@@ -470,4 +483,4 @@ def import_reference(store: FundamentalsStore, reference, source: str) -> Fundam
 
 __all__ = ["ANNUAL_LAG_DAYS", "FIELDS", "Figure", "FundamentalsImport", "FundamentalsStore", "QUARTER_LAG_DAYS",
            "add_fundamentals", "fetch_code", "fetch_fundamentals", "filing_deadline", "import_reference",
-           "market_caps", "panel_fields", "point_in_time", "shares_on"]
+           "market_caps", "panel_fields", "panel_provider", "point_in_time", "shares_on"]
