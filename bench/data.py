@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from brokers.kis import ratelimit, tokencache  # noqa: E402
+from brokers.kis import ratelimit  # noqa: E402
 from brokers.kis.client import KISClient  # noqa: E402
 from brokers.kis.credentials import Credentials  # noqa: E402
 from brokers.kis.emulator.clock import SteppedClock  # noqa: E402
@@ -96,15 +96,15 @@ def bench_download(codes: int, rate: float) -> None:
                                          "real": {"rate_limit_per_sec": rate}, "rate_limit": {"time_base": "wall"}})
     emu = Emulator(cfg, bars=demo.bars, markets=demo.markets, names=demo.names,
                    clock=SteppedClock(datetime.combine(date(2024, 12, 30), dtime(8, 50), KST))).start()
+    tokens = tempfile.TemporaryDirectory()       # one token for both runs (KIS issues one a minute)
     try:
         results = {}
         for workers in (1, 4):
             ratelimit.reset_registry()
-            tokencache.clear_memory()
             with tempfile.TemporaryDirectory() as d:
                 c = emu.credentials()
                 client = KISClient(Credentials(c.appkey, c.appsecret, c.cano, c.acnt_prdt_cd, c.hts_id), Env.REAL,
-                                   c.rest_url, token_cache=Path(d) / "t.json", requests_per_second=rate)
+                                   c.rest_url, token_cache=Path(tokens.name) / "t.json", requests_per_second=rate)
                 client.access_token()
                 with BarCache(f"sqlite:///{d}/dl.sqlite") as cache:
                     s = Downloader(client, cache, workers=workers).run(sorted(demo.bars), date(2023, 1, 2),
@@ -119,6 +119,7 @@ def bench_download(codes: int, rate: float) -> None:
               f"(goal: >= 95 % of the limit with 4, zero EGW00201)")
     finally:
         emu.stop()
+        tokens.cleanup()
 
 
 def main() -> int:

@@ -133,6 +133,14 @@ class BarCache:
                 for row in rows:
                     copy.write_row(row)
             return
+        if conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite":
+            # the DB-API's executemany on tuples, the datetime written exactly as SQLAlchemy's DateTime type
+            # stores it (text compares in the WHERE clauses must see one format)
+            fmt = "%Y-%m-%d %H:%M:%S.%f"
+            conn.exec_driver_sql(
+                f"INSERT INTO bars ({', '.join(_INSERT_COLUMNS)}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})",
+                [(r[0], r[1], int(r[2]), r[3].strftime(fmt), *r[4:]) for r in rows])
+            return
         conn.execute(insert(bars), [dict(zip(_INSERT_COLUMNS, r)) for r in rows])
 
     def _series(self, code: str, timeframe: str, adjusted: bool):
@@ -307,11 +315,14 @@ class BarCache:
                     rows = conn.execute(stmt).all()
                     if not rows:
                         continue
-                    df = pd.DataFrame(rows, columns=["code", "datetime", *OHLCV])
-                    for code, part in df.groupby("code", sort=False):
-                        out[str(code)] = pd.DataFrame(
-                            {c: part[c].to_numpy(dtype=np.int64) for c in OHLCV},
-                            index=bar_index(list(pd.to_datetime(part["datetime"]))))
+                    code_col, times, *values = zip(*rows)
+                    code_arr = np.asarray(code_col, dtype=object)
+                    index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[us]"))
+                    arrays = [np.asarray(v, dtype=np.int64) for v in values]
+                    cuts = np.r_[0, np.flatnonzero(code_arr[1:] != code_arr[:-1]) + 1, len(code_arr)]
+                    for a, b in zip(cuts[:-1], cuts[1:]):
+                        out[str(code_arr[a])] = pd.DataFrame({c: arr[a:b] for c, arr in zip(OHLCV, arrays)},
+                                                             index=bar_index(index[a:b]))
         empty = pd.DataFrame({c: np.array([], dtype=np.int64) for c in OHLCV}, index=bar_index([]))
         return {c: out.get(c, empty) for c in codes}
 
