@@ -27,7 +27,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import String, and_, delete, func, insert, select, type_coerce
 from sqlalchemy.engine import Connection, Engine
 
 from configs.database import open_engine
@@ -93,6 +93,19 @@ def merge_ranges(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]
         else:
             out.append((first, last))
     return out
+
+
+def _fetch_raw(conn: Connection, stmt) -> list[tuple]:
+    """All rows of ``stmt`` as the DB-API cursor returns them: no SQLAlchemy row objects and no result
+    processing (a whole-market read is hundreds of thousands of rows). The statement's parameters are
+    rendered by SQLAlchemy itself (``literal_binds``: codes, a boolean, a timeframe — no user SQL)."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 class BarCache:
@@ -305,19 +318,24 @@ class BarCache:
             if pick in have:
                 want[pick].append(c)
         out: dict[str, pd.DataFrame] = {}
-        cols = [bars.c.code, bars.c.datetime, *(bars.c[c] for c in OHLCV)]
+        # the datetime as the driver gives it (SQLite: text, parsed below in one vectorised call instead of one
+        # regex per row by SQLAlchemy's DateTime type; PostgreSQL: datetime objects)
+        cols = [bars.c.code, type_coerce(bars.c.datetime, String), *(bars.c[c] for c in OHLCV)]
         with self.engine.connect() as conn:
             for adj, group in want.items():
                 for i in range(0, len(group), 500):
                     chunk = group[i:i + 500]
                     stmt = select(*cols).where(and_(bars.c.timeframe == timeframe, bars.c.adjusted == adj,
                                                     bars.c.code.in_(chunk))).order_by(bars.c.code, bars.c.datetime)
-                    rows = conn.execute(stmt).all()
+                    rows = _fetch_raw(conn, stmt)
                     if not rows:
                         continue
                     code_col, times, *values = zip(*rows)
                     code_arr = np.asarray(code_col, dtype=object)
-                    index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[us]"))
+                    if isinstance(times[0], str):
+                        index = pd.DatetimeIndex(pd.to_datetime(np.asarray(times, dtype=object), format="ISO8601"))
+                    else:
+                        index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[us]"))
                     arrays = [np.asarray(v, dtype=np.int64) for v in values]
                     cuts = np.r_[0, np.flatnonzero(code_arr[1:] != code_arr[:-1]) + 1, len(code_arr)]
                     for a, b in zip(cuts[:-1], cuts[1:]):
