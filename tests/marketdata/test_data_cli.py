@@ -85,3 +85,43 @@ def test_master_download_interrupted_by_ctrl_c_then_resumed(market_emulator, sma
     assert strict.returncode == 1 and "REFUSED" in strict.stdout
     secret = emu.credentials().appsecret
     assert all(secret not in s for s in (out, err, resumed.stdout, resumed.stderr))
+
+
+def test_example_configs_load():
+    from configs.schema import load_config
+
+    dl = load_config(ROOT / "configs" / "download.yaml")
+    assert dl.broker.mode == "live" and dl.data.cache_url.endswith("data/cache/market.sqlite")
+    value = load_config(ROOT / "configs" / "backtest-value.yaml")
+    assert value.data.universe is None and value.data.universe_rule.exclude[:2] == ["etf", "etn"]
+    assert value.strategy.params["max_per"] == 15.0
+
+
+def test_data_fundamentals_command(market_emulator, small_market, tmp_path, capsys, monkeypatch):
+    import run
+    from brokers.kis.emulator.reference import dump_reference
+    from feeds.fundamentals import FundamentalsStore
+
+    emu = market_emulator(date(2024, 8, 16))
+    url = f"sqlite:///{tmp_path / 'f.sqlite'}"
+    cfg = _config(tmp_path, emu, url, 50.0)
+    for k in [k for k in os.environ if k.startswith("KIS_")]:
+        monkeypatch.delenv(k)
+    code = run.main(["data", "fundamentals", "--config", str(cfg), "--universe", "990001,990002",
+                     "--as-of", "2024-08-16"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "fundamentals: 2 code(s)" in out.out and "0 failed" in out.out
+    ref = tmp_path / "reference.json"
+    import json
+
+    ref.write_text(json.dumps(dump_reference(small_market.reference.securities.values(), synthetic=True),
+                              ensure_ascii=False))
+    url2 = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert run.main(["data", "fundamentals", "--reference", str(ref), "--cache", url2]) == 0
+    with FundamentalsStore(url2) as store:
+        assert store.codes() == small_market.codes
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(cfg.read_text().replace("mode: live", "mode: paper"))
+    assert run.main(["data", "fundamentals", "--config", str(paper), "--universe", "990001"]) == 2
+    assert "real environment only" in capsys.readouterr().err
