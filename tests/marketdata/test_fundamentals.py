@@ -99,3 +99,36 @@ def test_restatement_is_a_new_version(db_url):
         assert store.as_of("005930", date(2024, 7, 1))["net_income"] == 90.0
         assert store.as_of("005930", date(2024, 3, 29)) == {}           # before the deadline (2024-03-30: 90 days)
         assert store.as_of("005930", date(2024, 3, 30))["net_income"] == 100.0
+
+
+def test_panel_fields_equal_the_event_engines_columns(small_market, db_url):
+    """The fast engine's interface (``panel_provider`` for ``research.panel``'s field providers) gives the same
+    day × code values as the feed columns the event engine reads."""
+    from feeds.fundamentals import FIELDS, add_fundamentals, panel_provider
+
+    with FundamentalsStore(db_url) as store:
+        import_reference(store, small_market.reference, "reference:test")
+    codes = ["990001", "990002", "990007"]
+    frames = {c: small_market.bars[c].loc["2023-06-01":] for c in codes}
+    columns = add_fundamentals(frames, db_url, FIELDS)
+    dates = np.array(sorted(set().union(*(set(f.index) for f in frames.values()))), dtype="datetime64[D]")
+    close = np.full((len(dates), len(codes)), np.nan)
+    for j, c in enumerate(codes):
+        close[np.searchsorted(dates, np.array(frames[c].index.values, dtype="datetime64[D]")), j] = frames[c]["close"]
+
+    class Panel:                                   # what the provider reads of research.panel.Panel
+        def __init__(self):
+            self.dates, self.codes = dates, codes
+
+        def field(self, name):
+            assert name == "close"
+            return close
+
+    provide = panel_provider(db_url)
+    assert provide(Panel(), "sma_20") is None
+    for name in ("per", "pbr", "roe", "market_cap"):
+        grid = provide(Panel(), name)[name]
+        for j, c in enumerate(codes):
+            rows = np.searchsorted(dates, np.array(frames[c].index.values, dtype="datetime64[D]"))
+            np.testing.assert_array_equal(grid[rows, j], columns[c][name].to_numpy())
+        assert np.isnan(grid[np.isnan(close)]).all()
