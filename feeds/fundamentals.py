@@ -39,10 +39,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
-from brokers.kis.info import BALANCE_SHEET_COLUMNS, INCOME_STATEMENT_COLUMNS, RATIO_COLUMNS
 from configs.database import open_engine
 from feeds import migrate
 from feeds.tables import fundamentals as table

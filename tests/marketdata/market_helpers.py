@@ -6,24 +6,20 @@ TRs are real-only) with a fast rate limit on the wall clock (the client paces on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
-import pytest
 
-from brokers.kis import ratelimit, tokencache
 from brokers.kis.client import KISClient
 from brokers.kis.credentials import Credentials
 from brokers.kis.protocol import Env
-from brokers.kis.emulator.clock import SteppedClock
-from brokers.kis.emulator.reference import (Designation, ReferenceData, ReferenceFile, Statement, generate_reference)
+from brokers.kis.emulator.reference import (Designation, ReferenceData, ReferenceFile, generate_reference)
 from brokers.kis.emulator.server import Emulator
 from configs.emulator_schema import EmulatorConfig
 from configs.schema import DemoDataConfig
 from feeds.demo import generate_demo_market
-from market.calendar import KST, krx_calendar
 
 MARKET_START = date(2023, 1, 2)
 MARKET_END = date(2024, 12, 27)

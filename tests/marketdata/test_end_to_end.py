@@ -9,7 +9,6 @@ import threading
 from datetime import date
 
 import pandas as pd
-import pytest
 
 from configs.schema import parse_config
 from engine.backtest import load_inputs, run_backtest

@@ -15,7 +15,7 @@ from feeds.master import StockMaster, read_master_source
 from market.calendar import KST
 from market.ticks import Market
 
-from market_helpers import DELISTED, HALT, MARKET_END
+from market_helpers import HALT, MARKET_END
 
 
 def test_emulator_serves_master_files_of_its_reference_data(market_emulator, small_market):
