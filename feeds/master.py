@@ -184,6 +184,11 @@ class StockMaster:
             for i in range(0, len(gone), 500):
                 conn.execute(update(stocks).where(stocks.c.code.in_(gone[i:i + 500])).values(delisting_date=as_of))
             opened, closed = self._update_flags(conn, by_code, as_of, source)
+            for i in range(0, len(gone), 500):            # a delisted code's designations end with it
+                res = conn.execute(update(stock_flags).where(and_(stock_flags.c.code.in_(gone[i:i + 500]),
+                                                                  stock_flags.c.last_day.is_(None)))
+                                   .values(last_day=as_of - timedelta(days=1)))
+                closed += max(res.rowcount or 0, 0)
         return MasterImport(source, as_of, {m: sum(r.market == m for r in by_code.values()) for m in markets},
                             sorted(c for c in by_code if c not in old), gone, opened, closed)
 
@@ -297,6 +302,12 @@ def master_if_present(url: str) -> StockMaster | None:
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
 
+    from configs.database import check_db_url
+
+    try:
+        check_db_url(url)
+    except ValueError as exc:
+        raise InputError(f"market-data database: {exc}") from None
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         db = u.database or ""
