@@ -77,12 +77,15 @@ def bench_store(label: str, url: str, folder: Path, frames: dict[str, pd.DataFra
             conn.execute(insert(bars_table), plain)
         out["write_baseline"] = rows / (time.perf_counter() - t0)
         codes = cache.codes("daily")
-        t0 = time.perf_counter()
-        panel = _panel(cache.read_many(codes, "daily", adjusted=True))
-        out["panel"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _panel({c: cache.read(c, "daily", adjusted=True) for c in codes})
-        out["panel_baseline"] = time.perf_counter() - t0
+        best = {"panel": float("inf"), "panel_baseline": float("inf")}
+        for _ in range(2):               # best of two, alternating: neither pays the cold cache alone
+            t0 = time.perf_counter()
+            panel = _panel(cache.read_many(codes, "daily", adjusted=True))
+            best["panel"] = min(best["panel"], time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _panel({c: cache.read(c, "daily", adjusted=True) for c in codes})
+            best["panel_baseline"] = min(best["panel_baseline"], time.perf_counter() - t0)
+        out.update(best)
         out["panel_cells"] = float(panel.size)
     print(f"  {label:<11} import {out['import']:>10,.0f} bars/s   write {out['write']:>10,.0f} bars/s "
           f"(executemany {out['write_baseline']:>9,.0f}/s: x{out['write'] / out['write_baseline']:.1f})   "
