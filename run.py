@@ -8,7 +8,10 @@
     python run.py emulator --config configs/emulator.yaml
     python run.py paper --config configs/paper-emulator.yaml [--until 2026-11-24T15:31:00]
     python run.py live --config FILE --confirm-live
-    python run.py data download --source kis --config FILE
+    python run.py data master [--from URL_OR_FILE] [--cache URL]
+    python run.py data download --source kis --config FILE [--universe master|FILE|CODES]
+    python run.py data fundamentals --config FILE [--universe ...] | --reference FILE
+    python run.py data quality [--cache URL] [--strict]
 
 This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
 and ``brokers``. ``main`` is the one error boundary (``run_guarded``): a problem with an input — a
@@ -212,10 +215,67 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     if args.config:
         from configs.schema import load_config
         url = load_config(args.config).data.cache_url
+    from feeds.master import master_if_present
+
+    master = master_if_present(url)          # its halts tell the quality guard a halt from missing data
+    halts = None
+    if master is not None:
+        halts = master.halts()
+        master.close()
     summary = import_csv_folder(Path(args.csv), url=url, timeframe=args.timeframe,
-                                clamp_adjusted_high=args.clamp, adjusted=not args.unadjusted)
+                                clamp_adjusted_high=args.clamp, adjusted=not args.unadjusted, strict=args.strict,
+                                halts=halts)
     print(summary)
     return 0
+
+
+def _data_url(args: argparse.Namespace) -> str:
+    """The market-data database of a ``data`` command: ``--config``'s data.cache_url, else ``--cache``."""
+    if getattr(args, "config", None):
+        from configs.schema import load_config
+        return load_config(args.config).data.cache_url
+    return args.cache
+
+
+def _parse_day(text: str | None, flag: str):
+    from datetime import date
+
+    from configs.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag} {text[:40]!r}: not a date; write YYYY-MM-DD") from None
+
+
+def cmd_data_master(args: argparse.Namespace) -> int:
+    """Build (or refresh) the stock master from KIS's master files."""
+    from feeds.master import StockMaster
+
+    with StockMaster(_data_url(args)) as master:
+        result = master.import_from(args.source, as_of=_parse_day(args.as_of, "--as-of"))
+    print(result.describe())
+    return 0
+
+
+def cmd_data_quality(args: argparse.Namespace) -> int:
+    """The quality guard over the cached bars: a table per code; exit 1 in strict mode when any is refused."""
+    from feeds.cache import BarCache
+    from feeds.master import master_for
+
+    url = _data_url(args)
+    codes = args.codes.split(",") if args.codes else None
+    master = master_for(url)
+    halts = master.halts(codes) if master is not None else None
+    if master is not None:
+        master.close()
+    adjusted = None if args.series == "any" else args.series == "adjusted"
+    with BarCache(url) as cache:
+        report = cache.check_quality(codes, args.timeframe, adjusted=adjusted, halts=halts, strict=args.strict)
+    print(report.describe(only_problems=not args.all))
+    return 1 if report.refused() else 0
 
 
 def cmd_session(args: argparse.Namespace) -> int:
@@ -296,34 +356,202 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_download(args: argparse.Namespace) -> int:
-    """Fill the bar cache from KIS's daily chart TR (100 rows a call, paged backwards)."""
-    from datetime import date
+class DownloadProgressBar:
+    """The download's progress line on stderr: codes, requests/s, ETA, bars, failures. On a terminal it
+    redraws in place (at most 5 times a second); otherwise it prints a line every 10 %."""
 
+    def __init__(self, stream=sys.stderr, width: int = 24) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last_draw = 0.0
+        self._last_decile = -1
+        import threading
+
+        self._lock = threading.Lock()      # called from the download's worker threads too
+
+    @staticmethod
+    def _clock(seconds: float | None) -> str:
+        if seconds is None:
+            return "--:--:--"
+        s = int(seconds)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    def __call__(self, p) -> None:
+        with self._lock:
+            self._draw(p)
+
+    def _draw(self, p) -> None:
+        total = max(p.requests_planned, 1)
+        frac = p.requests / total if p.requests_planned else (1.0 if p.codes_done >= p.codes_total else 0.0)
+        now = time.monotonic()
+        finished = p.codes_done >= p.codes_total
+        if self.tty:
+            if not finished and now - self._last_draw < 0.2:
+                return
+        else:
+            decile = int(frac * 10)
+            if decile == self._last_decile and not finished:
+                return
+            self._last_decile = decile
+        self._last_draw = now
+        filled = int(self.width * min(frac, 1.0))
+        line = (f"download [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:3.0f}% "
+                f"{p.codes_done:,}/{p.codes_total:,} codes  {p.requests:,}/{p.requests_planned:,} req  "
+                f"{p.rate:5.1f} req/s  ETA {self._clock(p.eta)}  {p.bars:,} bars  {p.failures} failed")
+        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty and not finished else "\n"))
+        self.stream.flush()
+
+
+def _read_universe(spec: str | None, cfg, master) -> list[str]:
+    """``--universe``: ``master`` (every listed code of the stock master), a file of codes (one per line, or
+    a CSV with a ``code`` column), or codes separated by commas; default: the config's ``data.universe``."""
+    import re
+
+    from configs.errors import InputError
+    from configs.schema import CODE_PATTERN
+    from feeds.universe import resolve_universe
+
+    if spec is None:
+        if cfg.data.universe_rule is not None:
+            return resolve_universe(cfg.data.universe_rule, master, None)
+        if cfg.data.universe:
+            return list(cfg.data.universe)
+        raise InputError("data download: say which codes: --universe master|FILE|CODE,CODE (or data.universe "
+                         "in the config)")
+    if spec == "master":
+        if master is None:
+            raise InputError("--universe master: the database has no stock master yet; run "
+                             "'run.py data master' first")
+        return list(master.frame(include_delisted=False).index)
+    path = Path(spec)
+    if path.is_file():
+        from configs.files import read_text
+
+        lines = [ln.strip() for ln in read_text(path, "universe file").splitlines() if ln.strip()]
+        if lines and lines[0].split(",")[0].strip().lower() == "code":
+            lines = lines[1:]
+        codes = [ln.split(",")[0].strip().strip('"') for ln in lines]
+        where = f"{path}"
+    else:
+        codes = [c.strip() for c in spec.split(",") if c.strip()]
+        where = "--universe"
+    bad = [c for c in codes if not re.match(CODE_PATTERN, c)]
+    if bad or not codes:
+        raise InputError(f"{where}: {bad[0]!r} is not a code; expected 6 characters like 005930, or 'master'"
+                         if bad else f"{where}: no codes")
+    return list(dict.fromkeys(codes))
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    """Fill the bar cache from KIS's daily chart TR: resumable, several codes in flight (feeds/download.py)."""
     from brokers.kis.client import Credentials, KISClient
     from brokers.kis.protocol import Env
     from configs.schema import load_config
     from feeds.cache import BarCache
+    from feeds.download import Downloader, last_complete_session
+    from feeds.master import master_for
 
     cfg = load_config(args.config)
     env = Env.REAL if cfg.broker.mode == "live" else Env.PAPER
     kis = cfg.broker.kis
+    url = cfg.data.cache_url
+    master = master_for(url)
+    try:
+        codes = _read_universe(args.universe, cfg, master)
+        end = _parse_day(args.end, "--end") or cfg.data.end or last_complete_session()
+        start = _parse_day(args.start, "--start") or cfg.data.start or end.replace(year=end.year - 10)
+        halts, listing = {}, {}
+        if master is not None:
+            halts = master.halts(codes)
+            df = master.frame()
+            listing = {c: (df.at[c, "listing_date"], df.at[c, "delisting_date"]) for c in codes if c in df.index}
+            listing = {c: (None if pd_isna(a) else a, None if pd_isna(b) else b) for c, (a, b) in listing.items()}
+    finally:
+        if master is not None:
+            master.close()
     client = KISClient(Credentials.from_env(kis.env_file), env, kis.rest_url, token_cache=kis.token_cache,
                        requests_per_second=kis.requests_per_second)
-    codes = cfg.data.universe or []
-    if not codes:
-        raise ValueError("data.universe: list the codes to download")
-    start = cfg.data.start or date(date.today().year - 1, 1, 1)
-    end = cfg.data.end or date.today()
-    frames = {}
-    for i, code in enumerate(codes, 1):
-        frames[code] = client.daily_bars(code, start, end, adjusted=not args.unadjusted)
-        ProgressBar()("download", i, len(codes))
-    cache = BarCache(cfg.data.cache_url)
-    cache.write(frames, timeframe="daily", source=f"kis-{env.value}", adjusted=not args.unadjusted)
-    print(f"cached {sum(len(f) for f in frames.values()):,} daily bars of {len(frames)} code(s) "
-          f"in {cfg.data.cache_url}")
-    return 0
+    with BarCache(url) as cache:
+        downloader = Downloader(client, cache, adjusted=not args.unadjusted, workers=args.workers,
+                                strict=args.strict, halts=halts, listing=listing, progress=DownloadProgressBar(),
+                                source=f"kis-{env.value}")
+        print(f"download: {len(codes):,} code(s), {start}..{end}, into {cache_label(url)}", file=sys.stderr)
+        summary = downloader.run(codes, start, end)
+    client.close()
+    print(summary.describe())
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failures else 0
+
+
+def cmd_data_fundamentals(args: argparse.Namespace) -> int:
+    """Point-in-time fundamentals into the market-data database: from KIS's finance TRs + inquire-price,
+    or from a reference file with publication dates (feeds/fundamentals.py)."""
+    from datetime import datetime
+
+    from configs.errors import InputError
+    from feeds.fundamentals import FundamentalsStore, fetch_fundamentals, import_reference
+    from feeds.master import master_for
+    from market.calendar import KST
+
+    if args.reference:
+        from brokers.kis.emulator.reference import ReferenceError, load_reference
+
+        try:
+            reference = load_reference(args.reference)
+        except ReferenceError as exc:
+            raise InputError(str(exc)) from None
+        with FundamentalsStore(_data_url(args)) as store:
+            result = import_reference(store, reference, f"reference:{args.reference}")
+        print(result.describe())
+        return 0
+    if not args.config:
+        raise InputError("data fundamentals: give --config (KIS access) or --reference FILE")
+    from brokers.kis.client import Credentials, KISClient
+    from brokers.kis.protocol import Env
+    from configs.schema import load_config
+
+    cfg = load_config(args.config)
+    if cfg.broker.mode != "live":
+        raise InputError(f"{cfg.source}: KIS serves the finance TRs on the real environment only; set broker.mode: "
+                         "live in the download config (no order is placed)")
+    url = cfg.data.cache_url
+    master = master_for(url)
+    try:
+        codes = _read_universe(args.universe, cfg, master)
+        months = {}
+        if master is not None:
+            df = master.frame()
+            months = {c: int(m) for c, m in zip(df.index, df["fiscal_month"]) if not pd_isna(m)}
+    finally:
+        if master is not None:
+            master.close()
+    kis = cfg.broker.kis
+    client = KISClient(Credentials.from_env(kis.env_file), Env.REAL, kis.rest_url, token_cache=kis.token_cache,
+                       requests_per_second=kis.requests_per_second)
+    today = _parse_day(args.as_of, "--as-of") or datetime.now(KST).date()
+    bar = ProgressBar()
+    with FundamentalsStore(url) as store:
+        result = fetch_fundamentals(client, store, codes, today, workers=args.workers, fiscal_months=months,
+                                    progress=lambda done, total: bar("fundamentals", done, total))
+    client.close()
+    print(result.describe())
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if result.failures else 0
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def cache_label(url: str) -> str:
+    from configs.database import safe_url
+
+    return safe_url(url)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -389,11 +617,45 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--timeframe", default="daily", choices=["daily", "5min", "1min"])
     imp.add_argument("--clamp", action="store_true", help="clamp 1-5 KRW high/low gaps of adjusted data")
     imp.add_argument("--unadjusted", action="store_true", help="mark the bars as unadjusted (on the tick grid)")
+    imp.add_argument("--strict", action="store_true", help="refuse the import when any code has a quality warning")
     imp.set_defaults(func=cmd_data_import)
 
-    dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs")
+    ms = dsub.add_parser("master", help="build the stock master from KIS's master files (kospi/kosdaq/konex_code.mst)")
+    ms.add_argument("--from", dest="source", help="URL of the folder holding the zips (or of one file), or a local "
+                                                  "folder/file; default: KIS's download host")
+    ms.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the market-data database")
+    ms.add_argument("--config", help="take the database URL from this config's data.cache_url")
+    ms.add_argument("--as-of", help="the day the files are of (default: the server's Last-Modified, else today)")
+    ms.set_defaults(func=cmd_data_master)
+
+    fu = dsub.add_parser("fundamentals", help="point-in-time fundamentals from KIS's finance TRs (or a reference file)")
+    fu.add_argument("--config", help="config with broker.kis (real environment) and data.cache_url/universe")
+    fu.add_argument("--universe", help="master, a file of codes, or CODE,CODE,...; default: the config's data.universe")
+    fu.add_argument("--reference", help="import reference.json (statements with their publication dates) instead")
+    fu.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="database URL (with --reference)")
+    fu.add_argument("--as-of", help="the day of this fetch (default: today, KST); the emulator's emulated day")
+    fu.add_argument("--workers", type=_int_in(1, 32), default=4, help="codes in flight (one shared rate budget)")
+    fu.set_defaults(func=cmd_data_fundamentals)
+
+    qa = dsub.add_parser("quality", help="the quality guard's report of the cached bars, per code")
+    qa.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="SQLAlchemy URL of the market-data database")
+    qa.add_argument("--config", help="take the database URL from this config's data.cache_url")
+    qa.add_argument("--codes", help="comma-separated codes (default: every cached code)")
+    qa.add_argument("--timeframe", default="daily", choices=["daily", "5min", "1min"])
+    qa.add_argument("--series", default="any", choices=["any", "adjusted", "original"])
+    qa.add_argument("--strict", action="store_true", help="also refuse codes with warnings (exit status 1)")
+    qa.add_argument("--all", action="store_true", help="list every code, not only those with findings")
+    qa.set_defaults(func=cmd_data_quality)
+
+    dl = dsub.add_parser("download", help="fill the bar cache from KIS's chart TRs (resumable: run it again)")
     dl.add_argument("--source", required=True, choices=["kis"])
     dl.add_argument("--config", required=True, help="config with broker.kis (URLs), data.universe/start/end/cache_url")
+    dl.add_argument("--universe", help="master (every listed code of the stock master), a file of codes, or "
+                                       "CODE,CODE,...; default: the config's data.universe")
+    dl.add_argument("--start", help="first day (default: data.start, else ten years before --end)")
+    dl.add_argument("--end", help="last day (default: data.end, else the last complete session)")
+    dl.add_argument("--workers", type=_int_in(1, 32), default=4, help="codes in flight (one shared rate budget)")
+    dl.add_argument("--strict", action="store_true", help="refuse codes with quality warnings too")
     dl.add_argument("--unadjusted", action="store_true", help="original prices (FID_ORG_ADJ_PRC=1)")
     dl.set_defaults(func=cmd_data_download)
 

@@ -157,6 +157,15 @@ class PortsConfig(StrictModel):
     admin: int = Field(0, ge=0, le=65535)
 
 
+class MasterFilesConfig(StrictModel):
+    """KIS-format stock master files (``kospi_code.mst.zip`` …) built from the reference data and served
+    on every REST port under ``path`` (KIS serves them from its download host, ``/common/master``)."""
+
+    enabled: bool = True
+    path: str = Field("/common/master", pattern=r"^(/[A-Za-z0-9_.-]+)+$",
+                      description="URL path the zips are served under, e.g. /common/master")
+
+
 def _default_real() -> EnvConfig:
     return EnvConfig(account=AccountConfig(cano="63000001"))
 
@@ -181,6 +190,7 @@ class EmulatorConfig(StrictModel):
     ws: WsConfig = Field(default_factory=WsConfig)
     rest: RestConfig = Field(default_factory=RestConfig)
     ports: PortsConfig = Field(default_factory=PortsConfig)
+    master_files: MasterFilesConfig = Field(default_factory=MasterFilesConfig)
     log_requests: bool = True
     reference_file: Path | None = Field(
         None, description="per-code reference data (reference.json, format in the emulator README); default: "
@@ -223,7 +233,7 @@ def load_emulator_config(path: str | Path) -> EmulatorConfig:
     return parse_emulator_config(raw, shown(path), base=base)
 
 
-__all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MatchingConfig",
-           "MessageOverride",
+__all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MasterFilesConfig",
+           "MatchingConfig", "MessageOverride",
            "PortsConfig", "RateLimitConfig", "RestConfig", "TokenConfig", "WsConfig", "load_emulator_config",
            "parse_emulator_config", "date"]

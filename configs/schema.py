@@ -118,6 +118,40 @@ class DemoDataConfig(StrictModel):
         return self
 
 
+class UniverseRule(StrictModel):
+    """A universe by rule, resolved against the stock master (``feeds/universe.py``): written in a config
+    as ``data.universe: {market: KOSPI, exclude: [etf, spac, preferred, 관리종목], min_market_cap: 100000000000}``."""
+
+    market: list[Literal["KOSPI", "KOSDAQ", "KONEX"]] | None = Field(
+        None, description="listing markets to keep (one name or a list); default: all")
+    exclude: list[str] = Field(default_factory=list,
+                               description="kinds (etf, etn, spac, preferred, reit, fund, ...) and designations "
+                                           "(관리종목/admin_issue, 거래정지/halted, 투자경고/warning, ...) to leave out")
+    min_market_cap: int | None = Field(None, ge=0, le=10**16, description="KRW, on the rule's day (close x shares)")
+    as_of: date | None = Field(None, description="the day designations and market caps are taken on; "
+                                                 "default: data.start (else the newest data)")
+
+    @field_validator("as_of")
+    @classmethod
+    def _in_calendar(cls, d: date | None) -> date | None:
+        return None if d is None else check_calendar_range(d)
+
+    @field_validator("market", mode="before")
+    @classmethod
+    def _one_or_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("exclude")
+    @classmethod
+    def _known_tags(cls, tags: list[str]) -> list[str]:
+        from feeds.universe import EXCLUDE_TAGS   # feeds imports this module: import late
+
+        bad = [t for t in tags if t not in EXCLUDE_TAGS]
+        if bad:
+            raise ValueError(f"unknown exclude tag(s) {bad}; allowed: {', '.join(sorted(EXCLUDE_TAGS))}")
+        return tags
+
+
 class DataConfig(StrictModel):
     """Where bars come from and which slice of them a run uses."""
 
@@ -128,7 +162,10 @@ class DataConfig(StrictModel):
     timeframe: Literal["daily", "5min", "1min"] = "daily"
     start: date | None = None
     end: date | None = None
-    universe: list[str] | None = Field(None, description="codes to load; all available when omitted")
+    universe: list[str] | None = Field(None, description="codes to load; all available when omitted; or a rule "
+                                                         "(a mapping: see universe_rule)")
+    universe_rule: UniverseRule | None = Field(
+        None, description="a universe by rule; written as data.universe: {market: ..., exclude: [...], ...}")
     markets_file: Path | None = Field(
         None, description="CSV with columns code,market (e.g. shared/data/krx/tickers.csv)")
     default_market: Market = Market.KOSPI
@@ -138,6 +175,17 @@ class DataConfig(StrictModel):
     indicators: list[str] = Field(default_factory=list,
                                   description="extra indicator specs, e.g. sma_20, rsi_14, macd_12_26_9")
     demo: DemoDataConfig = Field(default_factory=DemoDataConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_from_universe(cls, raw: Any) -> Any:
+        """``universe: {market: KOSPI, ...}`` is a rule: it moves to ``universe_rule``."""
+        if isinstance(raw, dict) and isinstance(raw.get("universe"), dict):
+            if raw.get("universe_rule") is not None:
+                raise ValueError("give the universe either as a rule under 'universe' or as 'universe_rule', not both")
+            raw = {**raw, "universe_rule": raw["universe"]}
+            raw.pop("universe")
+        return raw
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -174,10 +222,12 @@ class DataConfig(StrictModel):
     @field_validator("indicators")
     @classmethod
     def _indicator_specs(cls, specs: list[str]) -> list[str]:
-        from feeds.indicators import parse_indicator_spec   # feeds imports this module: import late
+        from feeds.fundamentals import FIELDS as FUNDAMENTAL_FIELDS   # feeds imports this module: import late
+        from feeds.indicators import parse_indicator_spec
 
         for spec in specs:
-            parse_indicator_spec(spec)
+            if spec not in FUNDAMENTAL_FIELDS:      # per, pbr, roe, market_cap, ...: point-in-time columns
+                parse_indicator_spec(spec)
         return specs
 
     @model_validator(mode="after")

@@ -25,14 +25,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from configs.errors import InputError
 from configs.files import read_text, shown
-from feeds.quality import check_bars, first_error
+from feeds.quality import Finding, HaltIntervals, check_bars, first_error, ohlc_violations, order_violation
 from feeds.timeframes import bar_index, infer_timeframe, slice_bars
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class CSVFolder:
     timeframe: str
     clamps: list[Clamp] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+    """The quality guard's findings per code (``feeds.quality``); errors were refused already."""
 
     @property
     def clamp_counts(self) -> dict[str, int]:
@@ -233,6 +235,13 @@ def read_csv_file(path: Path | str, code: str | None = None,
     The frame has a naive ``DatetimeIndex`` named ``datetime`` and int64 columns
     open, high, low, close, volume. Raises ``CSVDataError`` on the first problem found.
     """
+    frame, clamps, timeframe, _ = read_csv_file_checked(path, code, clamp_adjusted_high)
+    return frame, clamps, timeframe
+
+
+def read_csv_file_checked(path: Path | str, code: str | None = None, clamp_adjusted_high: bool = False,
+                          halts: HaltIntervals = ()) -> tuple[pd.DataFrame, list[Clamp], str, list[Finding]]:
+    """``read_csv_file`` plus the quality guard's findings (``halts``: the code's known halts)."""
     path = Path(path)
     code = code or path.stem
     if not path.is_file():
@@ -268,11 +277,9 @@ def read_csv_file(path: Path | str, code: str | None = None,
         raise _fail(path, int(inner_blank[0]) + 2, None, "", "is an empty line", "one row per bar, no blank lines")
 
     index = _parse_times(path, raw[time_field], time_field)
-    steps = np.diff(index.asi8)
-    bad = np.flatnonzero(steps <= 0)
-    if len(bad):
-        i = int(bad[0]) + 1
-        dup = steps[i - 1] == 0
+    bad_order = order_violation(index)
+    if bad_order is not None:
+        i, dup = bad_order
         raise _fail(path, i + 2, time_field, raw[time_field].iloc[i],
                     ("repeats the previous row's time" if dup else
                      f"is earlier than the previous row's {raw[time_field].iloc[i - 1]!r}"),
@@ -280,19 +287,22 @@ def read_csv_file(path: Path | str, code: str | None = None,
 
     cols = {f: _parse_numbers(path, raw[f], f) for f in NUMBER_FIELDS}
     o, h, lo, c = cols["open"], cols["high"], cols["low"], cols["close"]
-    bad = np.flatnonzero(h < lo)
+    violations = ohlc_violations(o, h, lo, c)
+    bad, _ = violations["high_low"]
     if len(bad):
         i = int(bad[0])
         raise _fail(path, i + 2, "high", raw["high"].iloc[i], f"is below low {raw['low'].iloc[i]!r}",
                     "high >= low")
 
     clamps: list[Clamp] = []
-    for fld, target, gap, cmp_text in (
-            ("high", np.maximum(o, c), np.maximum(o, c) - h, "below max(open, close)"),
-            ("low", np.minimum(o, c), lo - np.minimum(o, c), "above min(open, close)")):
-        wrong = gap > 0
-        if not wrong.any():
+    for fld, target, cmp_text in (("high", np.maximum(o, c), "below max(open, close)"),
+                                  ("low", np.minimum(o, c), "above min(open, close)")):
+        rows_wrong, gaps_wrong = violations[fld]
+        if not len(rows_wrong):
             continue
+        gap = np.zeros(len(h), dtype=np.int64)
+        gap[rows_wrong] = gaps_wrong
+        wrong = gap > 0
         fixable = wrong & (gap <= MAX_CLAMP_KRW) if clamp_adjusted_high else np.zeros_like(wrong)
         unfixable = np.flatnonzero(wrong & ~fixable)
         if len(unfixable):
@@ -310,7 +320,7 @@ def read_csv_file(path: Path | str, code: str | None = None,
 
     frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": cols["volume"]},
                          index=index)
-    findings = check_bars(frame, code)
+    findings = check_bars(frame, code, halts)
     bad = first_error(findings)
     if bad is not None:
         raise _fail(path, bad.row + 2 if bad.row is not None else None, bad.field, None, bad.message,
@@ -322,12 +332,13 @@ def read_csv_file(path: Path | str, code: str | None = None,
     except ValueError as exc:
         raise _fail(path, None, time_field, None, f"has an unknown bar size ({exc})",
                     "daily, 5-minute or 1-minute bars") from None
-    return frame, clamps, timeframe
+    return frame, clamps, timeframe, findings
 
 
 def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
                     start: object = None, end: object = None, clamp_adjusted_high: bool = False,
-                    progress: ProgressFn | None = None) -> CSVFolder:
+                    progress: ProgressFn | None = None,
+                    halts: Mapping[str, HaltIntervals] | None = None) -> CSVFolder:
     """Load and validate every requested file; all or nothing.
 
     ``start``/``end`` (dates or datetimes, inclusive; a date ``end`` keeps the whole day) slice
@@ -338,8 +349,10 @@ def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
     bars: dict[str, pd.DataFrame] = {}
     clamps: list[Clamp] = []
     timeframes: dict[str, str] = {}
+    findings: dict[str, list[Finding]] = {}
     for i, (code, path) in enumerate(paths.items(), 1):
-        frame, file_clamps, timeframe = read_csv_file(path, code, clamp_adjusted_high)
+        frame, file_clamps, timeframe, findings[code] = read_csv_file_checked(
+            path, code, clamp_adjusted_high, (halts or {}).get(code, ()))
         timeframes[code] = timeframe
         bars[code] = slice_bars(frame, start, end)
         clamps += file_clamps
@@ -355,7 +368,7 @@ def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
         counts = Counter(c.code for c in clamps)
         log.info("clamped %d high/low value(s) by <= %d KRW in %s: %s", len(clamps), MAX_CLAMP_KRW,
                  folder, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    return CSVFolder(bars=bars, timeframe=kinds[0], clamps=clamps, paths=paths)
+    return CSVFolder(bars=bars, timeframe=kinds[0], clamps=clamps, paths=paths, findings=findings)
 
 
 def load_csv_folder(folder: Path | str, universe: Iterable[str] | None = None, start: object = None,

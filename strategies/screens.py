@@ -325,6 +325,31 @@ SCREENS: dict[str, Callable[..., Screen]] = {
 """The built-in screens by name (the vocabulary of ``parse_screen``)."""
 
 
+# --- fundamentals (point in time: feeds/fundamentals.py) -----------------------------------------
+# Each reads a column of the same name that the runner adds like an indicator: on day D it holds only
+# figures published by D (report date, or the filing-deadline lag), never a later statement.
+
+def per_below(x: float) -> Screen:
+    """PER = close / the latest annual EPS published by the bar's day, under ``x``. A loss-maker (EPS <= 0)
+    has no PER and never passes."""
+    return below("per", x)
+
+
+def pbr_below(x: float) -> Screen:
+    """PBR = close / the latest published BPS (annual or quarterly), under ``x``."""
+    return below("pbr", x)
+
+
+def roe_above(pct: float) -> Screen:
+    """ROE (%) of the latest published annual statement above ``pct``."""
+    return above("roe", pct)
+
+
+def market_cap_above(krw: float) -> Screen:
+    """Market cap (close x shares listed known on the bar's day) above ``krw``."""
+    return above("market_cap", krw)
+
+
 class Screener:
     """Filter a universe with a screen and rank the survivors by a score, best first."""
 

@@ -8,6 +8,8 @@ the trend breaks — a declared strategy (runs on both engines).
   config), within the risk limits.
 * Exit at market when the close falls below SMA(``exit_ma``) (trend break); the stop-loss of the
   risk config applies on top.
+* Optional fundamental screens (0 = off), point in time (``feeds/fundamentals.py``): ``max_per``,
+  ``max_pbr``, ``min_roe`` (%), ``min_market_cap`` (KRW) — a value screen composed with the trend one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 from strategies.declared import DeclaredStrategy
 from strategies.params import Param
-from strategies.screens import Screener, above, below, min_turnover, rsi_above, trend_up
+from strategies.screens import (Screener, above, below, market_cap_above, min_turnover, pbr_below, per_below,
+                                roe_above, rsi_above, trend_up)
 from strategies.spec import ExitWhen, ScreenEntry, StrategySpec
 
 
@@ -30,6 +33,10 @@ class ScreenMomentum(DeclaredStrategy):
         ("rsi_max", 80.0),
         ("min_turnover_krw", 1_000_000_000.0),
         ("rebalance_every", 5),
+        ("max_per", 0.0),
+        ("max_pbr", 0.0),
+        ("min_roe", 0.0),
+        ("min_market_cap", 0.0),
     )
     param_rules = {
         "top_n": Param(int, ge=1, le=500, doc="codes held at most"),
@@ -40,6 +47,10 @@ class ScreenMomentum(DeclaredStrategy):
         "rsi_max": Param(float, gt=0, le=100, doc="skip codes whose RSI(14) is above this"),
         "min_turnover_krw": Param(float, ge=0, doc="average traded value floor, KRW"),
         "rebalance_every": Param(int, ge=1, le=1000, doc="bars between screens"),
+        "max_per": Param(float, ge=0, le=10_000, doc="PER below this (0 = no PER screen)"),
+        "max_pbr": Param(float, ge=0, le=1_000, doc="PBR below this (0 = no PBR screen)"),
+        "min_roe": Param(float, ge=0, le=1_000, doc="ROE % above this (0 = no ROE screen)"),
+        "min_market_cap": Param(float, ge=0, le=1e16, doc="market cap KRW above this (0 = no size screen)"),
     }
 
     @classmethod
@@ -52,6 +63,10 @@ class ScreenMomentum(DeclaredStrategy):
     def declare(cls, p: dict[str, Any]) -> StrategySpec:
         screen = (trend_up(p["fast"], p["slow"]) & above(f"roc_{p['momentum']}", 0.0)
                   & ~rsi_above(p["rsi_max"]) & min_turnover(p["min_turnover_krw"]))
+        for key, make in (("max_per", per_below), ("max_pbr", pbr_below), ("min_roe", roe_above),
+                          ("min_market_cap", market_cap_above)):
+            if p[key]:
+                screen = screen & make(p[key])
         screener = Screener(screen, rank_by=f"roc_{p['momentum']}", top_n=p["top_n"])
         return StrategySpec(entry=ScreenEntry(screener, rebalance_every=p["rebalance_every"]),
                             exits=(ExitWhen(below("close", f"sma_{p['exit_ma']}"), "trend break"),))

@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 from decimal import Decimal
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -48,6 +49,7 @@ from brokers.kis.emulator.clock import AcceleratedClock, Clock, RealClock, Stepp
 from brokers.kis.emulator.faults import FaultController
 from brokers.kis.emulator.inputs import is_ascii_number, parse_json
 from brokers.kis.emulator.marketdata import BarStore
+from brokers.kis.emulator.masterfiles import MasterFiles
 from brokers.kis.emulator.matching import Account, Engine, MatchingRules, OrderError, Position
 from brokers.kis.emulator.notices import Item, NoticeGate
 from brokers.kis.emulator.rest import EnvRestSettings, RestRequest, RestResponse, RestService, RestSettings
@@ -282,6 +284,35 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._headers_buffer.append(data)
         self.flush_headers()  # status line, headers and body in one send()
 
+    def _write_bytes(self, status: int, data: bytes, content_type: str,
+                     headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _master_file(self, path: str, t0: float) -> bool:
+        """Serve a stock master zip when ``path`` names one (plain GET, no token, as KIS's host)."""
+        emu = self.server.emulator
+        prefix = emu.config.master_files.path.rstrip("/") + "/"
+        if emu.master_files is None or self.command != "GET" or not path.startswith(prefix):
+            return False
+        name = path[len(prefix):]
+        data = emu.master_files.files().get(name)
+        env = self.server.env or Env.PAPER
+        if data is None:
+            self._write(404, {"rt_cd": "1", "msg_cd": "EMU00404", "msg1": f"no such master file: {name[:60]}"})
+            emu._log_request(env, self.command, path[:80], "master", None, 404, "EMU00404", t0)
+            return True
+        # Last-Modified = 06:00 KST of the emulated day: the day the files are of, as a static host says it
+        made = datetime.combine(emu.engine.day, dtime(6, 0), KST)
+        self._write_bytes(200, data, "application/zip", {"Last-Modified": formatdate(made.timestamp(), usegmt=True)})
+        emu._log_request(env, self.command, path[:80], "master", None, 200, "-", t0)
+        return True
+
     def _swallow(self, hold_s: float) -> None:
         """Hold the request open, then close the socket without a reply (a client-side timeout)."""
         self.server.stop_event.wait(hold_s)
@@ -303,6 +334,8 @@ class _RestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k.upper(): v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         path = parts.path
+        if self._master_file(path, t0):
+            return
         req = RestRequest(env, self.command, path, query, self.headers, body)
         faults = emu.faults
         label = self.headers.get("tr_id") or path
@@ -502,6 +535,8 @@ class Emulator:
             envs={e: EnvRestSettings(env_cfg[e].branch or DEFAULT_BRANCH[e], env_cfg[e].odno_padded) for e in Env}),
             reference=self.reference)
         self.market_status = MarketStatus(self.reference, lambda: self.engine.day)
+        self.master_files = (MasterFiles(self.reference, self.store, lambda: self.engine.day)
+                             if cfg.master_files.enabled else None)
         w = cfg.ws
         self._ws_settings = WsSettings(max_registrations=w.max_registrations, ping_interval_s=w.ping_interval_s,
                                        second_session=w.second_session, book_fields=w.book_fields,
@@ -626,6 +661,10 @@ class Emulator:
     def rest_url(self, env: Env | str | None = None) -> str:
         srv = self._rest_servers[self._env(env)]
         return f"http://{self.config.host}:{srv.server_address[1]}"
+
+    def master_url(self, env: Env | str | None = None) -> str:
+        """Where the stock master zips are served (``{master_url}/kospi_code.mst.zip`` …)."""
+        return self.rest_url(env) + self.config.master_files.path.rstrip("/")
 
     def ws_url(self, env: Env | str | None = None) -> str:
         return f"ws://{self.config.host}:{self._ws_ports[self._env(env)]}"
