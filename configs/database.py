@@ -37,6 +37,16 @@ def check_db_url(url: str) -> str:
     return url
 
 
+def sqlite_file_missing(url: str) -> bool:
+    """True when ``url`` names an SQLite file that does not exist (or an in-memory database): a reader
+    then has nothing to read, and opening it would create an empty database as a side effect."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return False
+    db = u.database or ""
+    return not db or db == ":memory:" or not Path(db).expanduser().is_file()
+
+
 def open_engine(url: str, what: str = "database") -> Engine:
     """An engine for ``url`` whose connection works (SQLite: the folder is created first)."""
     try:

@@ -169,7 +169,8 @@ class DataConfig(StrictModel):
     markets_file: Path | None = Field(
         None, description="CSV with columns code,market (e.g. shared/data/krx/tickers.csv)")
     default_market: Market = Market.KOSPI
-    adjusted: bool = Field(True, description="prices are back-adjusted (not on the tick grid)")
+    adjusted: bool = Field(True, description="prices are back-adjusted (not on the tick grid); source cache: the "
+                                             "series read where a code has both (false: original prices)")
     clamp_adjusted_high: bool = Field(
         False, description="raise high/lower low by up to 5 KRW to cover open/close (adjusted data)")
     indicators: list[str] = Field(default_factory=list,
@@ -222,16 +223,16 @@ class DataConfig(StrictModel):
     @field_validator("indicators")
     @classmethod
     def _indicator_specs(cls, specs: list[str]) -> list[str]:
-        from feeds.fundamentals import FIELDS as FUNDAMENTAL_FIELDS   # feeds imports this module: import late
-        from feeds.indicators import parse_indicator_spec
+        from feeds.columns import split_columns   # feeds imports this module: import late
 
-        for spec in specs:
-            if spec not in FUNDAMENTAL_FIELDS:      # per, pbr, roe, market_cap, ...: point-in-time columns
-                parse_indicator_spec(spec)
+        for spec in specs:          # indicator specs and point-in-time fields (per, pbr, roe, market_cap, ...)
+            split_columns([spec])
         return specs
 
     @model_validator(mode="after")
     def _source_needs(self) -> "DataConfig":
+        if self.universe is not None and self.universe_rule is not None:
+            raise ValueError("give data.universe either as a list of codes or as a rule (a mapping), not both")
         if self.source == "csv" and self.path is None:
             raise ValueError("source 'csv' needs 'path' (a folder of CODE.csv files)")
         if self.start and self.end and self.end < self.start:
@@ -376,6 +377,12 @@ class MonitorConfig(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
+SWEEP_METRICS = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+                 "final_equity", "fills", "commission", "tax", "turnover", "exposure")
+"""What a sweep computes per point (``research.sweep.point_metrics``) and may rank by."""
+GRID_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
 class SweepConfig(StrictModel):
     """A parameter sweep on the fast engine (``run.py sweep``); ``--grid`` on the command line adds
     to or replaces ``grid`` entries."""
@@ -394,6 +401,24 @@ class SweepConfig(StrictModel):
     address: str | None = Field(None, description="an existing Ray cluster, e.g. ray://HOST:10001; "
                                                   "default: a local Ray on this machine's cores")
     num_cpus: int | None = Field(None, ge=1, description="cores of the local Ray (default: all)")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in grid.items():
+            if not GRID_KEY.match(name):
+                raise ValueError(f"grid parameter {name!r} is neither a strategy parameter name (top_n) nor a "
+                                 "dotted config key (risk.limits.stop_loss_pct)")
+            if not values:
+                raise ValueError(f"grid parameter {name!r} has no values")
+        return grid
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str) -> str:
+        if metric not in SWEEP_METRICS:
+            raise ValueError(f"metric {metric!r} is not one the sweep computes; allowed: {', '.join(SWEEP_METRICS)}")
+        return metric
 
     @field_validator("walk_forward")
     @classmethod
@@ -466,8 +491,12 @@ class ConfigError(InputError):
     """A config file that cannot be used; the message names file, key, value and what is allowed."""
 
 
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+def _describe(err: dict[str, Any], aliases: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
+    path = tuple(str(p) for p in err.get("loc", ()))
+    for internal, written in (aliases or {}).items():      # the key as the file spells it
+        if path[:len(internal)] == internal:
+            path = written + path[len(internal):]
+    loc = ".".join(path) or "(top level)"
     kind = err.get("type", "")
     value = err.get("input")
     if kind == "extra_forbidden":
@@ -484,9 +513,10 @@ def _describe(err: dict[str, Any]) -> str:
 _URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@")
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(exc: ValidationError, source: str,
+                            aliases: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
     lines = [f"{source}: {exc.error_count()} problem(s)"]
-    lines += ["  - " + _describe(e) for e in exc.errors(include_url=False)]
+    lines += ["  - " + _describe(e, aliases) for e in exc.errors(include_url=False)]
     return _URL_PASSWORD.sub(r"\1***@", "\n".join(lines))   # a database password never reaches a message
 
 
@@ -572,7 +602,10 @@ def parse_config(raw: Any, source: str = "<config>", base: Path | None = None) -
     try:
         cfg = AppConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        data = raw.get("data")
+        rule_as_universe = isinstance(data, dict) and isinstance(data.get("universe"), dict)
+        aliases = {("data", "universe_rule"): ("data", "universe")} if rule_as_universe else None
+        raise ConfigError(format_validation_error(exc, source, aliases)) from None
     if base is not None:
         cfg = _resolve_paths(cfg, base)
         _check_input_paths(cfg, source)

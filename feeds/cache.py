@@ -167,7 +167,7 @@ class BarCache:
         if not replace:
             old = [(_as_day(a), _as_day(b)) for a, b in conn.execute(select(cov.c.first_day, cov.c.last_day).where(where))]
         conn.execute(delete(cov).where(where))
-        now = datetime.now().replace(microsecond=0)
+        now = datetime.now()        # to the microsecond: a rewrite must change fingerprint()
         merged = merge_ranges(old + ranges)
         if merged:
             conn.execute(insert(cov), [{"code": code, "timeframe": timeframe, "adjusted": adjusted, "first_day": a,
@@ -401,6 +401,17 @@ class BarCache:
             stmt = stmt.where(bars.c.adjusted == adjusted)
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def fingerprint(self, timeframe: str = "daily") -> list[object]:
+        """What changes whenever a bar of ``timeframe`` is written, replaced or removed: the row count and
+        the coverage's row count and newest ``updated_at`` (every write records its ranges, to the
+        microsecond). A panel built from the cache keys on it (``research.store``); cheap on a large cache."""
+        cov = bar_coverage
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(bars).where(bars.c.timeframe == timeframe)).scalar_one()
+            n, newest = conn.execute(select(func.count(), func.max(cov.c.updated_at)).where(
+                cov.c.timeframe == timeframe)).one()
+        return [int(rows), int(n), str(newest)]
 
     def check_quality(self, codes: Iterable[str] | None = None, timeframe: str = "daily", *,
                       adjusted: bool | None = None, halts: dict[str, HaltIntervals] | None = None,

@@ -251,8 +251,32 @@ class DemoArrays:
 
     @property
     def label(self) -> str:
-        return (f"{SYNTHETIC_LABEL} [seed {self.seed}, {len(self.codes)} codes, "
-                f"{self.days[0]}..{self.days[-1]}]")
+        return _label(self.seed, len(self.codes), self.days)
+
+
+def _label(seed: int, n_codes: int, days: list[date]) -> str:
+    return f"{SYNTHETIC_LABEL} [seed {seed}, {n_codes} codes, {days[0]}..{days[-1]}]"
+
+
+@dataclass(frozen=True)
+class DemoListing:
+    """What the demo market of a config lists, known without generating a bar (a source opens with it)."""
+
+    codes: list[str]
+    markets: dict[str, Market]
+    names: dict[str, str]
+    label: str
+
+
+def demo_listing(cfg: DemoDataConfig | None = None) -> DemoListing:
+    """The codes, markets, names and label ``generate_demo_market(cfg)`` produces, without the bars."""
+    cfg = cfg or DemoDataConfig()
+    days = trading_days(cfg.start, cfg.end)
+    if not days:
+        raise InputError(f"demo window {cfg.start}..{cfg.end} contains no KRX trading day")
+    codes = demo_codes(cfg.codes)
+    return DemoListing(codes, {c: _market_of(i) for i, c in enumerate(codes)},
+                       {c: demo_name(i, len(codes)) for i, c in enumerate(codes)}, _label(cfg.seed, len(codes), days))
 
 
 def generate_demo_market(cfg: DemoDataConfig | None = None) -> DemoMarket:

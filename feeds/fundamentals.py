@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 
 from configs.database import open_engine
 from feeds import migrate
+from feeds.columns import FUNDAMENTAL_FIELDS
 from feeds.tables import fundamentals as table
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,24 @@ ANNUAL_LAG_DAYS = 90
 FETCHED = "_fetched"
 """Item recording a fetch (period_end = the fetch day): the lower bound for figures it did not have."""
 
-FIELDS = ("per", "pbr", "eps", "bps", "roe", "debt_ratio", "market_cap", "shares_listed", "revenue",
-          "operating_income", "net_income")
-"""Point-in-time fields a strategy, screen or panel can read (feed lines / panel fields of these names)."""
+FIELDS = FUNDAMENTAL_FIELDS
+"""Point-in-time fields a strategy, screen or panel can read (feed lines / panel fields of these names); the
+names belong to the vocabulary of ``feeds.columns``, their definitions are here (``point_in_time``)."""
 
 _ANNUAL_ITEMS = {"eps": "eps", "roe": "roe_pct", "revenue": "revenue", "operating_income": "operating_income",
                  "net_income": "net_income"}
 _BALANCE_ITEMS = {"bps": "bps", "debt_ratio": "debt_ratio_pct"}
+_STORED_ITEMS = {**_ANNUAL_ITEMS, **_BALANCE_ITEMS, "per": "eps", "pbr": "bps", "shares_listed": "shares_listed",
+                 "market_cap": "shares_listed"}
+"""The stored item each field is computed from (``point_in_time``)."""
+
+
+def items_for(fields: Iterable[str]) -> list[str]:
+    """The stored items ``point_in_time`` reads for ``fields`` (a run reads only those rows)."""
+    unknown = [f for f in fields if f not in _STORED_ITEMS]
+    if unknown:
+        raise ValueError(f"unknown fundamental field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+    return sorted({_STORED_ITEMS[f] for f in fields})
 
 
 def _day(v: object) -> date:
@@ -288,11 +300,34 @@ def point_in_time(rows: pd.DataFrame, days: Sequence[object], close: np.ndarray,
     return out
 
 
+def stored_rows(url: str, codes: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
+    """The stored rows ``fields`` are computed from, for ``codes`` — what both engines read. A database that
+    does not exist (it is never created by a read) or holds none of them for any code is an ``InputError``:
+    a screen on fundamentals would otherwise run and silently never pass."""
+    from configs.database import check_db_url, safe_url, sqlite_file_missing
+    from configs.errors import InputError
+
+    items = items_for(fields)
+    try:
+        check_db_url(url)
+    except ValueError as exc:
+        raise InputError(f"data.cache_url: {exc}") from None
+    how = ("import them with 'run.py data fundamentals --reference FILE' or fetch them from KIS with "
+           "'run.py data fundamentals --config FILE' (data.cache_url names the database)")
+    if sqlite_file_missing(url):
+        raise InputError(f"fundamental field(s) {', '.join(fields)}: no market-data database at {safe_url(url)}; {how}")
+    with FundamentalsStore(url) as store:
+        rows = store.rows(list(codes), items)
+    if rows.empty:
+        raise InputError(f"fundamental field(s) {', '.join(fields)}: {safe_url(url)} holds no {', '.join(items)} "
+                         f"figure for any of the {len(codes)} code(s) of the run; {how}")
+    return rows
+
+
 def add_fundamentals(frames: Mapping[str, pd.DataFrame], url: str, fields: Iterable[str]) -> dict[str, pd.DataFrame]:
     """Each frame with float columns ``fields`` added, point in time (the event engine's feed lines)."""
     fields = list(dict.fromkeys(fields))
-    with FundamentalsStore(url) as store:
-        rows = store.rows(list(frames))
+    rows = stored_rows(url, list(frames), fields)
     by_code = {c: g for c, g in rows.groupby("code")} if len(rows) else {}
     empty = rows.iloc[:0]
     out = {}
@@ -310,8 +345,7 @@ def panel_fields(url: str, dates: np.ndarray, codes: Sequence[str], close: np.nd
     """The same fields as day × code arrays (the fast engine's panel: ``close`` is day × code, NaN where a
     code has no bar; the result is NaN there too)."""
     fields = list(dict.fromkeys(fields))
-    with FundamentalsStore(url) as store:
-        rows = store.rows(list(codes))
+    rows = stored_rows(url, list(codes), fields)
     by_code = {c: g for c, g in rows.groupby("code")} if len(rows) else {}
     empty = rows.iloc[:0]
     out = {f: np.full(close.shape, np.nan) for f in fields}
@@ -322,16 +356,21 @@ def panel_fields(url: str, dates: np.ndarray, codes: Sequence[str], close: np.nd
     return out
 
 
-def panel_provider(url: str) -> Callable[[object, str], dict[str, np.ndarray] | None]:
+def panel_provider(url: str, batch: Iterable[str] = ()) -> Callable[[object, str], dict[str, np.ndarray] | None]:
     """A field provider for the fast engine's panel (``research.panel.register_field_provider``): it answers
     for the names in ``FIELDS`` with day × code arrays from ``url``'s fundamentals (``panel_fields``), the
-    same values the event engine's feed lines get, and None for any other name. The panel passes itself;
-    the provider reads ``panel.dates``, ``panel.codes`` and ``panel.field("close")`` only."""
+    same values the event engine's feed lines get, and None for any other name. The first request also
+    computes the other fields of ``batch`` (one read of the database for all the fields a run needs). The
+    panel passes itself; the provider reads ``panel.dates``, ``panel.codes`` and ``panel.field("close")``."""
+    extra = [f for f in dict.fromkeys(batch) if f in FIELDS]
+
     def provide(panel: object, name: str) -> dict[str, np.ndarray] | None:
         if name not in FIELDS:
             return None
+        have = getattr(panel, "fields", {})
+        fields = [name] + [f for f in extra if f != name and f not in have]
         close = panel.field("close")  # type: ignore[attr-defined]
-        return panel_fields(url, panel.dates, list(panel.codes), close, [name])  # type: ignore[attr-defined]
+        return panel_fields(url, panel.dates, list(panel.codes), close, fields)  # type: ignore[attr-defined]
     return provide
 
 
@@ -481,5 +520,5 @@ def import_reference(store: FundamentalsStore, reference, source: str) -> Fundam
 
 
 __all__ = ["ANNUAL_LAG_DAYS", "FIELDS", "Figure", "FundamentalsImport", "FundamentalsStore", "QUARTER_LAG_DAYS",
-           "add_fundamentals", "fetch_code", "fetch_fundamentals", "filing_deadline", "import_reference",
-           "market_caps", "panel_fields", "panel_provider", "point_in_time", "shares_on"]
+           "add_fundamentals", "fetch_code", "fetch_fundamentals", "filing_deadline", "import_reference", "items_for",
+           "market_caps", "panel_fields", "panel_provider", "point_in_time", "shares_on", "stored_rows"]

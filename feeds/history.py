@@ -34,6 +34,7 @@ from backtrader.utils import date2num
 from configs.errors import InputError
 from configs.schema import DataConfig
 from feeds.csv_folder import csv_paths, read_csv_file
+from feeds.columns import split_columns
 from feeds.indicators import add_indicators, indicator_columns, parse_indicator_specs
 from feeds.timeframes import backtrader_timeframe, infer_timeframe, slice_bars
 from market.ticks import Market
@@ -151,14 +152,22 @@ def _select(available: list[str], universe: list[str] | None, where: str) -> lis
 
 
 def _demo_source(cfg: DataConfig) -> _Source:
-    from feeds.demo import generate_demo_market
+    """The demo market, opened from its listing; the bars are generated on the first ``load`` (a panel
+    served from the cache never generates them)."""
+    from feeds.demo import demo_listing, generate_demo_market
 
     if cfg.timeframe != "daily":
         raise MarketDataError(f"data.timeframe {cfg.timeframe!r}: the demo market has daily bars only; "
                               "allowed with source 'demo': daily")
-    demo = generate_demo_market(cfg.demo)
-    codes = _universe(cfg, demo.codes, f"the demo market (codes {demo.codes[0]}..{demo.codes[-1]})")
-    return _Source(codes, demo.bars.__getitem__, dict(demo.markets), dict(demo.names), demo.label, True)
+    listing = demo_listing(cfg.demo)
+    codes = universe_codes(cfg, listing.codes, f"the demo market (codes {listing.codes[0]}..{listing.codes[-1]})")
+    generated: list = []
+
+    def load(code: str) -> pd.DataFrame:
+        if not generated:
+            generated.append(generate_demo_market(cfg.demo))
+        return generated[0].bars[code]
+    return _Source(codes, load, dict(listing.markets), dict(listing.names), listing.label, True)
 
 
 def _markets_for(cfg: DataConfig) -> tuple[dict[str, Market], dict[str, str]]:
@@ -181,9 +190,11 @@ def _markets_for(cfg: DataConfig) -> tuple[dict[str, Market], dict[str, str]]:
     return markets, names
 
 
-def _universe(cfg: DataConfig, available: list[str], where: str) -> list[str]:
-    """The codes of a run: ``data.universe`` (every one must be available), or the codes a
-    ``data.universe`` rule selects (those without bars here are left out, with a log line)."""
+def universe_codes(cfg: DataConfig, available: list[str], where: str) -> list[str]:
+    """The codes of a run among ``available`` (a source's, or a panel's): every one when the universe is
+    omitted, ``data.universe`` (every one must be available), or the codes a ``data.universe`` rule
+    selects against the stock master (those not available are left out, with a log line). Both engines
+    select through here."""
     if cfg.universe_rule is None:
         return _select(available, cfg.universe, where)
     from feeds.master import master_if_present
@@ -210,7 +221,7 @@ def _csv_source(cfg: DataConfig) -> _Source:
     assert cfg.path is not None  # the schema requires it for source 'csv'
     if cfg.universe_rule is not None:
         everything = csv_paths(cfg.path, None)
-        paths = {c: everything[c] for c in _universe(cfg, list(everything), f"CSV folder {cfg.path}")}
+        paths = {c: everything[c] for c in universe_codes(cfg, list(everything), f"CSV folder {cfg.path}")}
     else:
         paths = csv_paths(cfg.path, cfg.universe)          # raises naming any missing code's file
     clamps: dict[str, int] = {}
@@ -242,8 +253,8 @@ def _cache_source(cfg: DataConfig) -> _Source:
         if not available:
             raise MarketDataError(f"bar cache {shown} has no {cfg.timeframe} bars; import some first "
                                   "(run.py data import --csv DIR)")
-        codes = _universe(cfg, available, f"bar cache {shown} ({cfg.timeframe})")
-        sources = cache.sources(cfg.timeframe)
+        codes = universe_codes(cfg, available, f"bar cache {shown} ({cfg.timeframe})")
+        sources = cache.sources(cfg.timeframe, prefer=cfg.adjusted)
     except Exception:
         cache.close()
         raise
@@ -253,8 +264,9 @@ def _cache_source(cfg: DataConfig) -> _Source:
             else "mixed adjusted/unadjusted")
     label = f"bar cache {shown} ({cfg.timeframe}, {kind} prices; from {', '.join(labels) or 'unknown'})"
     markets, names = _markets_for(cfg)
-    return _Source(codes, lambda code: cache.read(code, cfg.timeframe), markets, names, label, False,
-                   close=cache.close)
+    # data.adjusted picks the series where a code has both (the download keeps them apart)
+    return _Source(codes, lambda code: cache.read(code, cfg.timeframe, prefer=cfg.adjusted), markets, names, label,
+                   False, close=cache.close)
 
 
 _SOURCES: dict[str, Callable[[DataConfig], _Source]] = {
@@ -282,11 +294,9 @@ def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
     A code with no bar inside ``cfg.start``..``cfg.end`` is an error when ``cfg.universe`` names
     it, and is dropped (listed in ``MarketData.dropped``) when the universe is "everything".
     """
-    from feeds.fundamentals import FIELDS as FUNDAMENTAL_FIELDS
-
-    wanted = list(dict.fromkeys([*cfg.indicators, *extra_indicators]))
-    fundamental = [w for w in wanted if w in FUNDAMENTAL_FIELDS]
-    specs = parse_indicator_specs([w for w in wanted if w not in FUNDAMENTAL_FIELDS])
+    wanted = split_columns([*cfg.indicators, *extra_indicators])     # one vocabulary (feeds.columns)
+    fundamental = list(wanted.fundamentals)
+    specs = parse_indicator_specs(wanted.indicators)
     source = _SOURCES[cfg.source](cfg)
     try:
         bars: dict[str, pd.DataFrame] = {}

@@ -31,7 +31,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from brokers.kis.master import MASTER_BASE_URL, MASTER_FILES, MasterFormatError, MasterRecord, parse_download
-from configs.database import open_engine, safe_url
+from configs.database import open_engine, safe_url, sqlite_file_missing
 from configs.errors import InputError
 from feeds import migrate
 from feeds.tables import stock_flags, stocks
@@ -300,7 +300,6 @@ def master_if_present(url: str) -> StockMaster | None:
     """The stock master of ``url`` when that database exists and holds one — never creating a database
     as a side effect (a CSV backtest names the default cache URL without ever having made it)."""
     from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
 
     from configs.database import check_db_url
 
@@ -308,11 +307,8 @@ def master_if_present(url: str) -> StockMaster | None:
         check_db_url(url)
     except ValueError as exc:
         raise InputError(f"market-data database: {exc}") from None
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        db = u.database or ""
-        if not db or db == ":memory:" or not Path(db).expanduser().is_file():
-            return None
+    if sqlite_file_missing(url):
+        return None
     from sqlalchemy.exc import DatabaseError
 
     engine = open_engine(url, "stock master")

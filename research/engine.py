@@ -19,16 +19,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from analysis.record import RunRecord
-from configs.schema import AppConfig
+from configs.schema import AppConfig, DataConfig
 from market.costs import CostModel
 from research import kernel as K
 from research.indicators import add_panel_indicators
-from research.panel import Panel, PanelError
+from research.panel import Panel, PanelError, field_provider
 from research.rules import FastEngineUnsupported, KernelInputs, check_supported, compile_inputs
-from research.store import PanelLoad, load_panel
+from research.store import PanelLoad, load_panel, restrict
 from strategies.declared import DeclaredStrategy
 from strategies.spec import StrategySpec, TargetEntry
 from strategies.targets import TargetBook, load_targets
@@ -101,7 +101,7 @@ def cost_model_for(cfg: AppConfig) -> CostModel:
     return make_broker(b.cash, commission_pct=b.commission_pct, sell_tax_pct=b.sell_tax_pct).cost_model
 
 
-def data_config(cfg: AppConfig, targets: TargetBook | None):
+def data_config(cfg: AppConfig, targets: TargetBook | None) -> DataConfig:
     """The data section as ``engine.backtest.load_inputs`` uses it (targets narrow a CSV/cache universe)."""
     data = cfg.data
     if targets is not None and data.universe is None and data.source != "demo":
@@ -110,14 +110,36 @@ def data_config(cfg: AppConfig, targets: TargetBook | None):
 
 
 def required_fields(cfg: AppConfig, cls: type[DeclaredStrategy], spec: StrategySpec) -> tuple[list[str], list[str]]:
-    """(indicator specs, other fields) a run needs on its panel."""
+    """(indicator specs, other fields) a run needs on its panel: the strategy's, the sizer's and the
+    config's wants sorted by ``feeds.columns`` exactly as the event engine sorts them; the other fields
+    are the point-in-time fundamentals and previous-bar columns (``sma_10@prev``)."""
     from engine.backtest import required_indicators
+    from feeds.columns import PRICE_COLUMNS, split_columns
     from feeds.indicators import indicator_columns
 
-    specs = required_indicators(cfg, cls)
-    cols = set(indicator_columns(specs))
-    others = [f for f in spec.fields if f not in cols and f not in ("open", "high", "low", "close", "volume")]
-    return specs, others
+    wanted = split_columns(required_indicators(cfg, cls))
+    cols = set(indicator_columns(wanted.indicators))
+    others = list(wanted.fundamentals) + [f for f in spec.fields if f not in cols and f not in PRICE_COLUMNS]
+    return list(wanted.indicators), list(dict.fromkeys(others))
+
+
+def ensure_fields(panel: Panel, data: DataConfig, names: Iterable[str]) -> None:
+    """Compute the non-indicator fields ``names`` on the full-history panel, before it is windowed or
+    shared with sweep workers: previous-bar columns, and the point-in-time fundamentals of the run's
+    market-data database (``data.cache_url``) through ``feeds.fundamentals.panel_provider``, registered
+    for this call only (one database read for all of them; the event engine reads the same rows)."""
+    from feeds.columns import is_fundamental
+    from strategies.screens import PREV
+
+    names = list(dict.fromkeys(names))
+    fundamentals = list(dict.fromkeys(n.removesuffix(PREV) for n in names if is_fundamental(n.removesuffix(PREV))))
+    if not fundamentals:
+        panel.ensure(names)
+        return
+    from feeds.fundamentals import panel_provider
+
+    with field_provider("fundamentals", panel_provider(data.cache_url, batch=fundamentals)):
+        panel.ensure(names)
 
 
 def window_panel(full: Panel, data) -> Panel:
@@ -151,11 +173,11 @@ def prepare(cfg: AppConfig, panel: Panel | None = None, progress: ProgressFn | N
     if panel is None:
         setting = getattr(getattr(cfg, "research", None), "panel_cache", None) if cache_dir is None else cache_dir
         panel, load = load_panel(data, setting, progress)
-    elif data.universe is not None:
-        panel = panel.select(data.universe)
+    else:
+        panel = restrict(panel, data)
     specs, others = required_fields(cfg, cls, spec)
     add_panel_indicators(panel, specs)
-    panel.ensure(others)
+    ensure_fields(panel, data, others)
     win = window_panel(panel, data)
     cost_model = cost_model_for(cfg)
     inputs = compile_inputs(cfg, spec, win, targets, cost_model)

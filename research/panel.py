@@ -14,19 +14,22 @@ machinery; research wants "this rule on the whole market" as a handful of array 
 
 **Extension point (fields).** ``Panel.field(name)`` resolves a name in this order: the price
 columns, the fields already present, then each registered *field provider* in turn
-(``register_field_provider``). The indicator provider is built in; point-in-time fundamentals
-(PER, PBR, ROE, market cap by the date each figure became public) plug in the same way: a provider
-that answers for ``per`` returns a day × code float array, and every screen that reads ``per``
-works on the panel. Nothing else in ``research`` needs to change.
+(``register_field_provider``). The indicator provider is built in. Point-in-time fundamentals
+(PER, PBR, ROE, market cap by the date each figure became public, ``feeds.fundamentals``) plug in
+the same way: ``research.engine.ensure_fields`` registers ``feeds.fundamentals.panel_provider`` of the
+run's database (``data.cache_url``) for the time it computes the fields a run reads
+(``field_provider``), so every screen that reads ``per`` works on the panel, and a sweep's panel
+carries the computed fields into Ray's object store. Names follow ``feeds.columns``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -64,6 +67,18 @@ def unregister_field_provider(label: str) -> None:
 
 def field_providers() -> list[str]:
     return [k for k, _ in _PROVIDERS]
+
+
+@contextmanager
+def field_provider(label: str, provider: FieldProvider) -> Iterator[None]:
+    """``provider`` registered under ``label`` for the ``with`` block only (a run's fundamentals come from
+    that run's database); a provider registered under the same label before comes back afterwards."""
+    before = list(_PROVIDERS)
+    register_field_provider(label, provider)
+    try:
+        yield
+    finally:
+        _PROVIDERS[:] = before
 
 
 @dataclass
@@ -140,6 +155,12 @@ class Panel:
                 self.fields.update(new)
                 if name in new:
                     return new[name]
+        from feeds.columns import is_fundamental
+
+        if is_fundamental(name):
+            raise PanelError(f"the panel has no field {name!r}: a point-in-time fundamental field comes from the "
+                             "market-data database (data.cache_url); the fast engine attaches the ones a run "
+                             "reads (research.engine.ensure_fields) before the panel is shared")
         raise PanelError(f"the panel has no field {name!r}: not a price column ({', '.join(PRICE_FIELDS)}), "
                          f"not an indicator column (feeds.indicators forms, e.g. sma_20, rsi_14) and no field "
                          f"provider ({', '.join(field_providers()) or 'none'}) knows it")
@@ -276,10 +297,14 @@ class PanelValues:
 
 
 def _indicator_provider(panel: Panel, name: str) -> dict[str, np.ndarray] | None:
+    """Indicator columns by name; fundamental fields and anything else are not indicators (``feeds.columns``)
+    and never reach the spec parser."""
+    from feeds.columns import is_fundamental, spec_of_column
     from feeds.indicators import parse_indicator_spec
     from research.indicators import panel_indicator
-    from strategies.screens import spec_of_column
 
+    if is_fundamental(name):
+        return None
     try:
         spec = parse_indicator_spec(spec_of_column(name))
     except ValueError:

@@ -7,15 +7,27 @@ holding the day × code grid row by row, plus ``has_bar``; dates, codes, markets
 file's metadata), so the next load is a columnar read and a reshape — about 0.2 s for 2,500 codes
 × 2,450 sessions (``bench/research.py`` prints it).
 
-The key is a hash of everything that decides the bars: the demo's seed, size, window and generator
-version; a CSV folder's path with every file's size and modification time (and the markets file);
-a bar cache's URL, timeframe, codes and row count (and the SQLite file's modification time). Change
-any of them and the next load rebuilds. The cache lives in ``~/.cache/krx-trader/panels`` unless a
-config's ``research.panel_cache`` says otherwise (``none`` switches it off). Files are written under
-a temporary name and renamed, so a crash never leaves half a panel.
+The key is a hash of everything that decides the panel, taken *after* the source is opened the way
+the event path opens it (``feeds.history.open_source``: no bar is loaded yet):
 
-Indicator columns are not cached: they depend on the strategy and take a fraction of a second to
-compute over the whole panel (``research.indicators``).
+* the codes the source resolved — ``data.universe``, or the codes a universe *rule* selects against
+  the stock master on its day (``feeds.universe``; so a changed rule, a new master snapshot, new
+  shares or bars that move a market cap across ``min_market_cap`` all change the key);
+* each code's market and name (the stock master of ``data.cache_url``, the markets file, the
+  default market: the market decides ticks, band and tax) and the source's label;
+* what decides the bars: the demo's seed, size, window and generator version; a CSV folder's path
+  with every selected file's size and modification time (and the high/low clamp); a bar cache's URL,
+  timeframe, the series ``data.adjusted`` prefers, and its fingerprint (row count and the newest
+  coverage stamp, which every write moves; plus the SQLite file's size and modification time).
+
+Change any of them and the next load rebuilds (``tests/research/test_panel_store.py`` changes each
+one). The cache lives in ``~/.cache/krx-trader/panels`` unless a config's ``research.panel_cache``
+says otherwise (``none`` switches it off). Files are written under a temporary name and renamed, so
+a crash never leaves half a panel.
+
+Indicator and fundamental fields are not cached: they depend on the strategy and take a fraction of
+a second to compute over the whole panel (``research.indicators``; fundamentals are read from the
+database on every run, so a new statement is never served stale).
 """
 
 from __future__ import annotations
@@ -28,13 +40,16 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from configs.schema import DataConfig
 from market.ticks import Market
 from research.panel import PRICE_FIELDS, Panel, PanelError
+
+if TYPE_CHECKING:
+    from feeds.history import BarSource
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +76,25 @@ def _file_stamp(path: Path) -> list[Any]:
     return [path.name, st.st_size, st.st_mtime_ns]
 
 
-def source_key(data: DataConfig) -> dict[str, Any]:
-    """Everything that decides a source's bars (see the module docstring), JSON-safe."""
+def source_key(data: DataConfig, source: "BarSource") -> dict[str, Any]:
+    """Everything that decides the panel of ``data``'s source once opened (see the module docstring),
+    JSON-safe: the codes it resolved (a universe list, or a rule's selection), each code's market and
+    name (stock master, markets file), the label, and what decides the bars themselves."""
     if data.timeframe != "daily":
         raise PanelError(f"data.timeframe {data.timeframe!r}: the fast engine and sweeps run on daily bars only; "
                          "use --engine event for intraday bars")
-    universe = sorted(data.universe) if data.universe is not None else None
-    key: dict[str, Any] = {"format": PANEL_FORMAT_VERSION, "source": data.source, "universe": universe,
-                           "default_market": data.default_market.value}
-    if data.markets_file is not None:
-        key["markets_file"] = [str(data.markets_file.resolve()), *_file_stamp(data.markets_file)[1:]] \
-            if data.markets_file.is_file() else str(data.markets_file)
+    codes = list(source.codes)
+    key: dict[str, Any] = {"format": PANEL_FORMAT_VERSION, "source": data.source, "codes": codes,
+                           "markets": [Market(source.markets.get(c, data.default_market)).value for c in codes],
+                           "names": [source.names.get(c, c) for c in codes], "label": source.label}
     if data.source == "demo":
         d = data.demo
-        key.update(generator=DEMO_PANEL_GENERATOR, seed=d.seed, codes=d.codes, start=d.start.isoformat(),
+        key.update(generator=DEMO_PANEL_GENERATOR, seed=d.seed, n=d.codes, start=d.start.isoformat(),
                    end=d.end.isoformat())
     elif data.source == "csv":
         from feeds.csv_folder import csv_paths
 
-        paths = csv_paths(data.path, data.universe)
+        paths = csv_paths(data.path, codes)
         key.update(path=str(Path(data.path).resolve()), clamp=data.clamp_adjusted_high,
                    files=[_file_stamp(p) for p in paths.values()])
     else:
@@ -89,8 +104,8 @@ def source_key(data: DataConfig) -> dict[str, Any]:
 
         url = make_url(data.cache_url)
         with BarCache(data.cache_url) as cache:
-            key.update(url=data.cache_url, timeframe=data.timeframe, codes=cache.codes(data.timeframe),
-                       rows=cache.row_count(data.timeframe))
+            key.update(url=data.cache_url, timeframe=data.timeframe, adjusted=data.adjusted,
+                       bars=cache.fingerprint(data.timeframe))
         if url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_file():
             key["file"] = _file_stamp(Path(url.database))
     return key
@@ -102,33 +117,26 @@ def key_digest(key: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------- build
 
-def _demo_panel(data: DataConfig, digest: str) -> Panel:
-    from feeds.demo import demo_name, generate_demo_arrays
+def _demo_panel(data: DataConfig, source: "BarSource", digest: str) -> Panel:
+    from feeds.demo import generate_demo_arrays
 
     a = generate_demo_arrays(data.demo)
-    n = len(a.codes)
     panel = Panel(dates=np.array(a.days, dtype="datetime64[D]"), codes=list(a.codes), markets=list(a.markets),
                   open=a.open, high=a.high, low=a.low, close=a.close, volume=a.volume, has_bar=a.active,
-                  label=a.label, synthetic=True, source_key=digest,
-                  names={c: demo_name(i, n) for i, c in enumerate(a.codes)})
+                  label=source.label, synthetic=True, source_key=digest, names=dict(source.names))
     for name in PRICE_FIELDS:   # no bar, no price (the generator fills halted sessions)
         getattr(panel, name)[~a.active] = 0
-    codes = data.universe if data.universe is not None else panel.codes
-    return panel.select(codes) if data.universe is not None or not a.active.any(axis=1).all() else panel
+    if list(source.codes) != panel.codes or not a.active.any(axis=1).all():
+        panel = panel.select(source.codes)
+    return panel
 
 
-def _source_panel(data: DataConfig, digest: str, progress: ProgressFn | None) -> Panel:
-    from feeds.history import open_source
-
-    source = open_source(data)
-    try:
-        frames = {}
-        for i, code in enumerate(source.codes, 1):
-            frames[code] = source.load(code)
-            if progress is not None:
-                progress("panel", i, len(source.codes))
-    finally:
-        source.close()
+def _source_panel(data: DataConfig, source: "BarSource", digest: str, progress: ProgressFn | None) -> Panel:
+    frames = {}
+    for i, code in enumerate(source.codes, 1):
+        frames[code] = source.load(code)
+        if progress is not None:
+            progress("panel", i, len(source.codes))
     frames = {c: f for c, f in frames.items() if len(f)}
     markets = {c: source.markets.get(c, data.default_market) for c in frames}
     names = {c: source.names.get(c, c) for c in frames}
@@ -192,22 +200,29 @@ def cache_dir_for(setting: Path | str | None) -> Path | None:
 def load_panel(data: DataConfig, cache_dir: Path | str | None = None, progress: ProgressFn | None = None,
                use_cache: bool = True) -> tuple[Panel, PanelLoad]:
     """The full-history panel of ``data``'s source (universe applied; the window is applied later,
-    after indicators, as the event path does)."""
+    after indicators, as the event path does). The source is opened first — the universe resolved, a
+    rule against the stock master, markets and names read — exactly as the event path opens it, and the
+    cache key is taken from what it resolved (``source_key``)."""
+    from feeds.history import open_source
+
     t0 = time.perf_counter()
-    key = source_key(data)
-    digest = key_digest(key)
-    folder = cache_dir_for(cache_dir) if use_cache else None
-    path = folder / f"panel-{data.source}-{digest}.parquet" if folder is not None else None
-    if path is not None and path.is_file():
-        try:
-            panel = read_panel(path)
-            if panel.source_key == digest:
-                return panel, PanelLoad(path, True, time.perf_counter() - t0)
-        except PanelError as exc:
-            log.warning("rebuilding the panel: %s", exc)
-    panel = _demo_panel(data, digest) if data.source == "demo" else _source_panel(data, digest, progress)
-    if data.universe is not None:
-        panel = panel.select(data.universe)
+    source = open_source(data)
+    try:
+        key = source_key(data, source)
+        digest = key_digest(key)
+        folder = cache_dir_for(cache_dir) if use_cache else None
+        path = folder / f"panel-{data.source}-{digest}.parquet" if folder is not None else None
+        if path is not None and path.is_file():
+            try:
+                panel = read_panel(path)
+                if panel.source_key == digest:
+                    return panel, PanelLoad(path, True, time.perf_counter() - t0)
+            except PanelError as exc:
+                log.warning("rebuilding the panel: %s", exc)
+        panel = (_demo_panel(data, source, digest) if data.source == "demo"
+                 else _source_panel(data, source, digest, progress))
+    finally:
+        source.close()
     if path is not None:
         try:
             write_panel(panel, path)
@@ -215,3 +230,14 @@ def load_panel(data: DataConfig, cache_dir: Path | str | None = None, progress: 
             log.warning("panel cache not written (%s): %s", path, exc)
             path = None
     return panel, PanelLoad(path, False, time.perf_counter() - t0)
+
+
+def restrict(panel: Panel, data: DataConfig) -> Panel:
+    """A panel handed in (not loaded from ``data``) narrowed to the codes ``data`` selects — a universe
+    list, or a rule resolved against the stock master — through the event path's own selection."""
+    from feeds.history import universe_codes
+
+    if data.universe is None and data.universe_rule is None:
+        return panel
+    codes = universe_codes(data, list(panel.codes), panel.label or "the panel")
+    return panel if codes == panel.codes else panel.select(codes)

@@ -11,9 +11,10 @@ values) on the fast engine and writes a results folder:
 * ``sweep.json`` — what was swept (base config digest, grid, windows) so a restart into the same
   folder with a different config is refused instead of mixing results.
 
-**Grid keys.** A bare name is a strategy parameter (``top_n``, ``fast``); a dotted name is a config
-key (``risk.limits.stop_loss_pct``, ``broker.slippage_ticks``, ``risk.sizer.risk_fraction``). Every
-point is validated as a whole config before anything runs; an error names the key and the value.
+**Grid keys.** A bare name is a strategy parameter (``top_n``, ``fast``, ``max_per``); a dotted name is
+a config key (``risk.limits.stop_loss_pct``, ``broker.slippage_ticks``, ``risk.sizer.risk_fraction``).
+Keys of the ``data``, ``research`` and ``report`` sections are refused: every point shares one panel.
+Every point is validated as a whole config before anything runs; an error names the key and the value.
 
 **Walk-forward.** With ``walk_forward`` (a date, or the in-sample share of sessions) each point runs
 twice: on the in-sample window (``is_*`` metrics, used for ranking) and on the out-of-sample window
@@ -21,8 +22,9 @@ that follows (``oos_*``), starting with fresh cash; indicators come from the ful
 so the out-of-sample run starts warmed up. A grid that only rewards overfitting shows it as a
 collapse from the in-sample to the out-of-sample column.
 
-**Ray.** The panel — prices and every indicator column any point needs, computed once in the
-driver — is put into Ray's object store once; each task maps it without copying (numpy arrays
+**Ray.** The panel — prices and every indicator and fundamental column any point needs, computed
+once in the driver (fundamentals point in time from ``data.cache_url``) — is put into Ray's object
+store once; each task maps it without copying (numpy arrays
 are zero-copy from the store) and runs only the screens and the kernel. ``address`` names an
 existing cluster (``ray://HOST:10001``); without one a local Ray starts on this machine's cores.
 ``executor="inline"`` runs the points in this process (tests, debugging).
@@ -47,13 +49,14 @@ import pandas as pd
 import yaml
 
 from configs.errors import InputError
-from configs.schema import AppConfig, ConfigError, format_validation_error
+from configs.schema import GRID_KEY, SWEEP_METRICS, AppConfig, ConfigError, format_validation_error
 from research.engine import (KERNEL_COMMISSION, KERNEL_FILLS, KERNEL_TAX, KERNEL_TRADED, cost_model_for,
-                             data_config, declared_class, kernel_cached, required_fields, window_panel)
+                             data_config, declared_class, ensure_fields, kernel_cached, required_fields,
+                             window_panel)
 from research.indicators import add_panel_indicators
 from research.panel import Panel
 from research.rules import compile_inputs, schedule_key, session_rules
-from research.store import load_panel
+from research.store import load_panel, restrict
 from strategies.targets import TargetBook, load_targets
 
 log = logging.getLogger(__name__)
@@ -61,8 +64,7 @@ ProgressFn = Callable[[str, int, int], None]
 
 POINTS_JSONL, RESULTS_CSV, RESULTS_JSON, SWEEP_JSON, SWEEP_HTML = (
     "points.jsonl", "results.csv", "results.json", "sweep.json", "sweep.html")
-METRICS = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
-           "final_equity", "fills", "commission", "tax", "turnover", "exposure")
+METRICS = SWEEP_METRICS
 LOWER_IS_BETTER = {"annual_volatility", "turnover", "commission", "tax"}
 
 
@@ -79,6 +81,9 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
     name = name.strip()
     if not sep or not name or not values.strip():
         raise SweepError(f"--grid {text!r}: expected NAME=V1,V2,... (e.g. top_n=3,5,10)")
+    if not GRID_KEY.match(name):
+        raise SweepError(f"--grid {text!r}: {name!r} is neither a strategy parameter name (top_n) nor a dotted "
+                         "config key (risk.limits.stop_loss_pct)")
     parsed = []
     for raw in values.split(","):
         raw = raw.strip()
@@ -91,6 +96,11 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
     return name, parsed
 
 
+SHARED_SECTIONS = ("data", "research", "report")
+"""Config sections every point shares: one panel (``data``: source, universe, window, database) is
+loaded and put into Ray's object store for all points, and the sweep's own settings are not a point's."""
+
+
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination, the first parameter varying slowest."""
     if not grid:
@@ -99,6 +109,10 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     for n in names:
         if not grid[n]:
             raise SweepError(f"grid parameter {n!r} has no values")
+        if n.split(".")[0] in SHARED_SECTIONS and "." in n:
+            raise SweepError(f"grid parameter {n!r}: the {n.split('.')[0]} section is shared by every point of a "
+                             "sweep (one panel, one window, one database); sweep strategy params, broker.* or "
+                             "risk.* keys, and run one sweep per data setting")
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 
 
@@ -394,8 +408,8 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
     if panel is None:
         setting = cfg.research.panel_cache if cache_dir is None else cache_dir
         panel, _ = load_panel(data, setting, progress)
-    elif data.universe is not None:
-        panel = panel.select(data.universe)
+    else:
+        panel = restrict(panel, data)
     specs: list[str] = []
     others: list[str] = []
     for pc in configs:
@@ -404,7 +418,9 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
         specs += s
         others += o
     add_panel_indicators(panel, list(dict.fromkeys(specs)))
-    panel.ensure(dict.fromkeys(others))
+    # fundamentals (from data.cache_url, point in time) and previous-bar fields, computed here once: the
+    # panel goes into Ray's object store with them, and no worker ever opens the database
+    ensure_fields(panel, data, others)
     panel.ensure(("open", "high", "low", "close", "volume"))   # float views, shared by every task
     windows = windows_for(cfg, panel, split)
     for pc in configs:

@@ -62,12 +62,14 @@ class TargetStrategy(bt.Strategy):
     #: what each parameter may hold (strategies.params); undeclared ones are typed by their default
     param_rules: dict[str, Param] = {"check_after_bars": Param(int, ge=1, le=100)}
 
-    #: indicator specs (feeds.indicators) the strategy reads; the runner precomputes them
+    #: what the strategy reads besides the bars, precomputed by the runner: indicator specs (sma_20) and
+    #: point-in-time fundamental fields (per, roe) — the vocabulary of feeds.columns
     indicators: tuple[str, ...] = ()
 
     @classmethod
     def required_indicators(cls, params: dict[str, Any]) -> list[str]:
-        """Indicator specs needed for these params (override when they depend on params)."""
+        """Indicator specs and fundamental fields needed for these params (override when they depend on
+        params)."""
         return list(cls.indicators)
 
     # ------------------------------------------------------------------ life cycle

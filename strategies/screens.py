@@ -16,11 +16,13 @@ The rule only uses arithmetic, comparisons, ``x == x`` (true unless NaN) and the
 bit for bit given the same input values (``tests/research`` checks it on real data). A value still
 in its warm-up (NaN) fails a test rather than passing by accident.
 
-Screens never compute indicators: each one declares the indicator specs it reads
-(``indicators``) and the columns it reads (``fields``); the runner precomputes them once
-(``feeds.indicators`` for backtrader, ``research.indicators`` for the panel). ``fields`` is also
-the extension point for non-price data (fundamentals by publication date, issue 13): a screen that
-reads ``per`` gets it from the feed's ``per`` line per bar and from the panel's ``per`` field.
+Screens never compute anything: each one declares what the runner must precompute
+(``indicators``: indicator specs and fundamental fields) and the columns it reads (``fields``). The
+names are those of ``feeds.columns`` (price columns, indicator columns, point-in-time fundamental
+fields), one vocabulary for both engines: backtrader gets indicator lines from ``feeds.indicators``
+and fundamental lines from ``feeds.fundamentals``; the panel gets indicator fields from
+``research.indicators`` and fundamental fields from its fundamentals provider. A screen that reads
+``per`` sees, on day D, only figures published by D, in both engines.
 
 A ``Screen`` built from a plain Python ``test(data)`` callable still works per bar; the fast engine
 refuses it with an error naming the screen (it cannot see inside a Python function).
@@ -42,6 +44,7 @@ from typing import Any, Callable, Iterable, Protocol
 import backtrader as bt
 
 from configs.errors import InputError
+from feeds.columns import PRICE_COLUMNS, spec_of_column
 
 Value = str | float
 
@@ -110,21 +113,11 @@ PREV = "@prev"
 
 Rule = Callable[[Values], Any]
 
-_BASE_LINES = {"open", "high", "low", "close", "volume"}
-_MULTI_COLUMN = {"bb_high_": "bb_", "bb_mid_": "bb_", "bb_low_": "bb_", "bb_pband_": "bb_",
-                 "macd_signal_": "macd_", "macd_diff_": "macd_"}
-
-
-def spec_of_column(column: str) -> str:
-    """The indicator spec that produces ``column`` (``bb_high_20_2`` comes from ``bb_20_2``)."""
-    for prefix, spec_prefix in _MULTI_COLUMN.items():
-        if column.startswith(prefix):
-            return spec_prefix + column[len(prefix):]
-    return column
-
 
 def _specs_of(*values: Value) -> tuple[str, ...]:
-    return tuple(spec_of_column(v) for v in values if isinstance(v, str) and v not in _BASE_LINES)
+    """What the runner must precompute for these reads: indicator specs and fundamental fields (the
+    vocabulary of ``feeds.columns``, which both engines use to split them); price columns need nothing."""
+    return tuple(spec_of_column(v) for v in values if isinstance(v, str) and v not in PRICE_COLUMNS)
 
 
 def _fields_of(*values: Value) -> tuple[str, ...]:
@@ -136,8 +129,9 @@ class Screen:
     """A named yes/no test on a code's current bar.
 
     Built-in screens carry a ``rule`` (both engines); ``Screen(name, test, indicators)`` with a
-    per-bar ``test(data)`` callable is the per-bar-only form. ``fields`` lists the columns the rule
-    reads (base lines, indicator columns, later fundamentals).
+    per-bar ``test(data)`` callable is the per-bar-only form. ``indicators`` lists what the runner
+    precomputes (indicator specs, fundamental fields), ``fields`` the columns the rule reads (price,
+    indicator and fundamental columns, ``feeds.columns``).
     """
 
     name: str

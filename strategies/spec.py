@@ -85,7 +85,8 @@ class StrategySpec:
 
     @property
     def indicators(self) -> tuple[str, ...]:
-        """Indicator specs the spec reads (sizer and config indicators come on top)."""
+        """What the spec needs precomputed: indicator specs and fundamental fields (``feeds.columns``;
+        sizer and config indicators come on top)."""
         specs: list[str] = []
         if isinstance(self.entry, ScreenEntry):
             specs += self.entry.screener.indicators
