@@ -100,6 +100,14 @@ def build(url: str) -> LateStatement:
     return late
 
 
+def reference_database(url: str, demo: dict) -> str:
+    """``url`` holding the point-in-time fundamentals of the demo market ``demo`` (generated reference data)."""
+    market = generate_demo_market(DemoDataConfig(**demo))
+    with FundamentalsStore(url) as store:
+        import_reference(store, generate_reference(market.bars, market.markets, market.names), "reference:demo")
+    return url
+
+
 def data_section(url: str, **extra) -> dict:
     return {"source": "cache", "cache_url": url, "adjusted": False, "start": "2022-01-03", "end": DEMO["end"],
             **extra}

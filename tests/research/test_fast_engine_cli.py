@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configs.errors import InputError
 from configs.schema import parse_config
+from engine.backtest import run_backtest
+from fundamental_market import reference_database
 from research.engine import run_fast_backtest
 from research.rules import FastEngineUnsupported
 
@@ -37,9 +40,11 @@ def write(tmp_path: Path, body: dict, name: str = "cfg.yaml") -> Path:
 
 
 def test_backtest_engine_fast_writes_the_run_folder_and_report_rerenders(tmp_path):
-    cfg = write(tmp_path, {"name": "fast-cli", "data": SMALL_DEMO,
+    """With a fundamental screen too: the fast engine reads the point-in-time fundamentals of data.cache_url."""
+    url = reference_database(f"sqlite:///{tmp_path / 'market.sqlite'}", SMALL_DEMO["demo"])
+    cfg = write(tmp_path, {"name": "fast-cli", "data": {**SMALL_DEMO, "cache_url": url},
                            "strategy": {"name": "screen_momentum", "params": {"top_n": 2, "fast": 5, "slow": 10,
-                                                                               "momentum": 10}},
+                                                                               "momentum": 10, "min_roe": 10.0}},
                            "risk": {"sizer": {"kind": "atr"}}})
     fast_out, event_out = tmp_path / "fast", tmp_path / "event"
     r = cli("backtest", "--config", str(cfg), "--engine", "fast", "--out", str(fast_out))
@@ -50,6 +55,7 @@ def test_backtest_engine_fast_writes_the_run_folder_and_report_rerenders(tmp_pat
     r = cli("backtest", "--config", str(cfg), "--engine", "event", "--out", str(event_out))
     assert r.returncode == 0, r.stderr
     assert (fast_out / "trades.csv").read_text() == (event_out / "trades.csv").read_text()
+    assert len((fast_out / "trades.csv").read_text().splitlines()) > 3
     assert (fast_out / "equity.csv").read_text() == (event_out / "equity.csv").read_text()
     m_fast = json.loads((fast_out / "metrics.json").read_text())
     m_event = json.loads((event_out / "metrics.json").read_text())
@@ -59,6 +65,23 @@ def test_backtest_engine_fast_writes_the_run_folder_and_report_rerenders(tmp_pat
     r = cli("report", "--run", str(fast_out))
     assert r.returncode == 0, r.stderr
     assert "SYNTHETIC" in (fast_out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_fundamental_screen_without_fundamentals_is_refused_by_both_engines(tmp_path):
+    """No database, or one without the figures: one message naming the field and the database, never a run
+    whose screen silently never passes (nor an empty database created as a side effect)."""
+    missing = tmp_path / "none.sqlite"
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    from feeds.cache import BarCache
+    with BarCache(empty):
+        pass                                          # a market-data database without fundamentals
+    for url, why in ((f"sqlite:///{missing}", "no market-data database"), (empty, "holds no bps")):
+        cfg = parse_config({"name": "nofund", "data": {**SMALL_DEMO, "cache_url": url},
+                            "strategy": {"name": "screen_momentum", "params": {"max_pbr": 2.0}}})
+        for run in (run_backtest, run_fast_backtest):
+            with pytest.raises(InputError, match=f"fundamental field\\(s\\) pbr: .*{why}"):
+                run(cfg)
+    assert not missing.exists()
 
 
 def test_unsupported_settings_are_named_not_run(tmp_path):

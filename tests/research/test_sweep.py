@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from configs.schema import ConfigError, parse_config
+from fundamental_market import reference_database
 from research.engine import run_fast_backtest
 from research.sweep import SweepError, grid_points, parse_grid_arg, point_config, run_sweep
 
@@ -52,6 +53,11 @@ def test_every_point_is_validated_before_anything_runs():
         point_config(cfg, {"fast": 60})
     with pytest.raises(SweepError, match="metric 'alpha'"):
         run_sweep(cfg, {"top_n": [2]}, metric="alpha", executor="inline")
+    for key in ("data.universe", "data.cache_url", "research.engine"):      # one panel for every point
+        with pytest.raises(SweepError, match=f"grid parameter '{key}': the {key.split('.')[0]} section is shared"):
+            run_sweep(cfg, {key: [1]}, executor="inline")
+    with pytest.raises(SweepError, match="'a-b' is neither"):
+        parse_grid_arg("a-b=1,2")
 
 
 def test_walk_forward_sweep_matches_single_runs_and_resumes_after_an_interruption(tmp_path):
@@ -98,18 +104,25 @@ def test_walk_forward_sweep_matches_single_runs_and_resumes_after_an_interruptio
 
 
 def test_run_py_sweep_on_a_local_ray(tmp_path):
+    """A grid over a technical and a fundamental parameter: the fundamentals (point in time, from
+    data.cache_url) are computed once in the driver and travel with the panel into Ray's object store."""
+    url = reference_database(f"sqlite:///{tmp_path / 'market.sqlite'}", BODY["data"]["demo"])
+    body = {**BODY, "data": {**BODY["data"], "cache_url": url}}
     cfg = tmp_path / "sweep.yaml"
-    cfg.write_text(yaml.safe_dump({**BODY, "research": {"sweep": {"metric": "total_return"}}}), encoding="utf-8")
+    cfg.write_text(yaml.safe_dump({**body, "research": {"sweep": {"metric": "total_return"}}}), encoding="utf-8")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(ROOT / "run.py"), "sweep", "--config", str(cfg),
-                        "--grid", "top_n=2,4", "--grid", "fast=5,10", "--cpus", "2", "--out", str(out)],
+                        "--grid", "top_n=2,4", "--grid", "min_roe=0,15", "--cpus", "2", "--out", str(out)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "4 point(s) run, 0 skipped" in r.stdout and "2 worker(s)" in r.stdout
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 4 and table["total_return"].is_monotonic_decreasing
-    inline = run_sweep(parse_config(BODY), {"top_n": [2, 4], "fast": [5, 10]}, out=tmp_path / "inline",
+    inline = run_sweep(parse_config(body), {"top_n": [2, 4], "min_roe": [0, 15]}, out=tmp_path / "inline",
                        metric="total_return", executor="inline")
     by_id = {r["id"]: r for r in inline.rows}
     for row in table.to_dict("records"):
         assert row["final_equity"] == by_id[row["id"]]["final_equity"]   # Ray workers compute the same
+    for top_n in (2, 4):                                                 # and the ROE screen decides something
+        rows = table[table["top_n"] == top_n].set_index("min_roe")
+        assert rows.loc[0, "final_equity"] != rows.loc[15, "final_equity"]
