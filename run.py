@@ -262,10 +262,19 @@ def cmd_data_master(args: argparse.Namespace) -> int:
 
 def cmd_data_quality(args: argparse.Namespace) -> int:
     """The quality guard over the cached bars: a table per code; exit 1 in strict mode when any is refused."""
+    from configs.database import check_db_url, sqlite_file_missing
+    from configs.errors import InputError
     from feeds.cache import BarCache
     from feeds.master import master_for
 
     url = _data_url(args)
+    try:
+        check_db_url(url)
+    except ValueError as exc:
+        raise InputError(f"--cache: {exc}") from None
+    if sqlite_file_missing(url):         # a report on nothing would create an empty database as a side effect
+        raise InputError(f"data quality: no market-data database at {cache_label(url)}; fill one first "
+                         "(run.py data import --csv DIR, or run.py data download)")
     codes = args.codes.split(",") if args.codes else None
     master = master_for(url)
     halts = master.halts(codes) if master is not None else None

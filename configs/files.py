@@ -237,8 +237,9 @@ def _expanded_size(root: Node, source: str) -> None:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text under the rules above; ``source`` names it in messages."""
-    loader = _StrictLoader(text, source)
+    loader = None
     try:
+        loader = _StrictLoader(text, source)       # the reader refuses control characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -256,7 +257,8 @@ def parse_yaml(text: str, source: str) -> Any:
     except RecursionError:
         raise YamlInputError(f"{source}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml(path: Path | str, what: str = "config file", max_bytes: int = MAX_CONFIG_BYTES) -> Any:

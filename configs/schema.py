@@ -381,6 +381,16 @@ SWEEP_METRICS = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino
                  "final_equity", "fills", "commission", "tax", "turnover", "exposure")
 """What a sweep computes per point (``research.sweep.point_metrics``) and may rank by."""
 GRID_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5})$")
+
+
+def check_ray_address(address: str) -> str:
+    """``address`` when it names a Ray cluster (ray://HOST:PORT through the Ray client, HOST:PORT of a head
+    on this network, or auto); ``ValueError`` otherwise."""
+    if not _RAY_ADDRESS.match(address):
+        raise ValueError(f"{address[:80]!r} is not a Ray cluster address; e.g. ray://HOST:10001 (Ray client), "
+                         "HOST:6379, or auto")
+    return address
 
 
 class SweepConfig(StrictModel):
@@ -412,6 +422,11 @@ class SweepConfig(StrictModel):
             if not values:
                 raise ValueError(f"grid parameter {name!r} has no values")
         return grid
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str | None) -> str | None:
+        return None if address is None else check_ray_address(address)
 
     @field_validator("metric")
     @classmethod

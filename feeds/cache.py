@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from configs.database import open_engine
 from configs.errors import InputError
 from feeds import migrate
-from feeds.csv_folder import ProgressFn, read_csv_folder
+from feeds.csv_folder import CSVFolder, ProgressFn, read_csv_folder
 from feeds.quality import Finding, HaltIntervals, QualityReport
 from feeds.tables import bar_coverage, bars
 from feeds.timeframes import bar_index, check_timeframe, is_plain_date
@@ -237,18 +237,14 @@ class BarCache:
         halt (``halts``: code → the stock master's halt intervals), naming the code and the reason.
         """
         t0 = time.perf_counter()
-        folder = Path(folder)
-        loaded = read_csv_folder(folder, universe, clamp_adjusted_high=clamp_adjusted_high,
-                                 progress=progress, halts=halts)
-        if timeframe is not None and check_timeframe(timeframe) != loaded.timeframe:
-            raise InputError(f"{folder}: files hold {loaded.timeframe} bars but timeframe "
-                             f"{timeframe!r} was requested")
-        report = QualityReport(dict(loaded.findings), strict=strict)
-        refused = report.refused()
-        if refused:
-            code, f = next(iter(refused.items()))
-            raise InputError(f"{folder / (code + '.csv')}: refused by the quality guard in strict mode: {f.kind}: "
-                             f"{f.message} ({len(refused)} code(s) refused; nothing was imported)")
+        checked = check_csv_import(folder, universe, timeframe, clamp_adjusted_high, progress, strict, halts)
+        return self.write_import(checked, source, adjusted, t0)
+
+    def write_import(self, checked: "CheckedImport", source: str | None = None, adjusted: bool = True,
+                     t0: float | None = None) -> ImportSummary:
+        """Write a folder ``check_csv_import`` validated (one transaction)."""
+        t0 = time.perf_counter() if t0 is None else t0
+        folder, loaded = checked.folder, checked.loaded
         label = source or f"csv:{folder.resolve()}"
         with self.engine.begin() as conn:
             replaced = self._write(conn, loaded.bars, loaded.timeframe, label, adjusted)
@@ -256,7 +252,7 @@ class BarCache:
         return ImportSummary(folder=folder, timeframe=loaded.timeframe, source=label, adjusted=adjusted,
                              codes=list(loaded.bars), rows=sum(per_code.values()), rows_per_code=per_code,
                              clamps=loaded.clamp_counts, replaced_rows=replaced,
-                             seconds=time.perf_counter() - t0, quality=report)
+                             seconds=time.perf_counter() - t0, quality=checked.report)
 
     # --- reading ---------------------------------------------------------------------------
     def series_kinds(self, timeframe: str = "daily") -> dict[str, set[bool]]:
@@ -422,21 +418,49 @@ class BarCache:
         return QualityReport.of(frames, halts, strict)
 
 
+@dataclass
+class CheckedImport:
+    """A CODE.csv folder read, validated and passed by the quality guard: ready to be written."""
+
+    folder: Path
+    loaded: CSVFolder        # bars, timeframe, clamp counts, quality findings
+    report: QualityReport
+
+
+def check_csv_import(folder: Path | str, universe: Iterable[str] | None = None, timeframe: str | None = None,
+                     clamp_adjusted_high: bool = False, progress: ProgressFn | None = None, strict: bool = False,
+                     halts: dict[str, HaltIntervals] | None = None) -> CheckedImport:
+    """Read and validate a folder for ``BarCache.import_csv_folder`` without touching any database."""
+    folder = Path(folder)
+    loaded = read_csv_folder(folder, universe, clamp_adjusted_high=clamp_adjusted_high, progress=progress,
+                             halts=halts)
+    if timeframe is not None and check_timeframe(timeframe) != loaded.timeframe:
+        raise InputError(f"{folder}: files hold {loaded.timeframe} bars but timeframe {timeframe!r} was requested")
+    report = QualityReport(dict(loaded.findings), strict=strict)
+    refused = report.refused()
+    if refused:
+        code, f = next(iter(refused.items()))
+        raise InputError(f"{folder / (code + '.csv')}: refused by the quality guard in strict mode: {f.kind}: "
+                         f"{f.message} ({len(refused)} code(s) refused; nothing was imported)")
+    return CheckedImport(folder, loaded, report)
+
+
 def import_csv_folder(folder: Path | str, url: str = DEFAULT_CACHE_URL, *,
                       universe: Iterable[str] | None = None, timeframe: str | None = None,
                       source: str | None = None, adjusted: bool = True, clamp_adjusted_high: bool = False,
                       progress: ProgressFn | None = None, strict: bool = False,
                       halts: dict[str, HaltIntervals] | None = None) -> ImportSummary:
-    """Convenience for the CLI (``run.py data import --csv DIR``): open the cache at ``url``
-    (``BarCache(url)``) and import ``folder`` (arguments as ``BarCache.import_csv_folder``)."""
+    """Convenience for the CLI (``run.py data import --csv DIR``): validate ``folder`` first, then open the
+    cache at ``url`` and write it (arguments as ``BarCache.import_csv_folder``) — a refused folder never
+    creates an empty database."""
+    t0 = time.perf_counter()
+    checked = check_csv_import(folder, universe, timeframe, clamp_adjusted_high, progress, strict, halts)
     cache = BarCache(url)
     try:
-        return cache.import_csv_folder(folder, universe=universe, timeframe=timeframe, source=source,
-                                       adjusted=adjusted, clamp_adjusted_high=clamp_adjusted_high,
-                                       progress=progress, strict=strict, halts=halts)
+        return cache.write_import(checked, source, adjusted, t0)
     finally:
         cache.close()
 
 
-__all__ = ["BarCache", "DEFAULT_CACHE_URL", "Finding", "ImportSummary", "OHLCV", "bars_table", "import_csv_folder",
-           "merge_ranges"]
+__all__ = ["BarCache", "CheckedImport", "DEFAULT_CACHE_URL", "Finding", "ImportSummary", "OHLCV", "bars_table",
+           "check_csv_import", "import_csv_folder", "merge_ranges"]

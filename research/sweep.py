@@ -46,16 +46,17 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from configs.errors import InputError
-from configs.schema import GRID_KEY, SWEEP_METRICS, AppConfig, ConfigError, format_validation_error
+from configs.files import parse_yaml
+from configs.schema import (GRID_KEY, SWEEP_METRICS, AppConfig, ConfigError, check_ray_address,
+                            format_validation_error)
 from research.engine import (KERNEL_COMMISSION, KERNEL_FILLS, KERNEL_TAX, KERNEL_TRADED, cost_model_for,
                              data_config, declared_class, ensure_fields, kernel_cached, required_fields,
                              window_panel)
 from research.indicators import add_panel_indicators
 from research.panel import Panel
-from research.rules import compile_inputs, schedule_key, session_rules
+from research.rules import check_supported, compile_inputs, schedule_key, session_rules
 from research.store import load_panel, restrict
 from strategies.targets import TargetBook, load_targets
 
@@ -89,9 +90,9 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
         raw = raw.strip()
         if not raw:
             raise SweepError(f"--grid {text!r}: empty value in the list")
-        try:
-            parsed.append(yaml.safe_load(raw))
-        except yaml.YAMLError:
+        try:       # the config files' YAML rules: 010 and 1:30 are text, not YAML 1.1's octal and sexagesimal
+            parsed.append(parse_yaml(raw, f"--grid {name}"))
+        except InputError:
             parsed.append(raw)
     return name, parsed
 
@@ -146,6 +147,7 @@ def point_config(base: AppConfig, point: dict[str, Any]) -> AppConfig:
         if isinstance(exc, ValidationError):
             raise ConfigError(format_validation_error(exc, f"grid point {point}")) from None
         raise
+    check_supported(cfg)         # e.g. broker.order_validity=gtc: refused by name, never run as DAY orders
     cls = declared_class(cfg)    # unknown strategy params are errors here, naming the key
     try:
         cls.spec_for(cfg.strategy.params)
@@ -394,6 +396,11 @@ def run_sweep(cfg: AppConfig, grid: dict[str, list[Any]] | None = None, *, out: 
     metric = metric or sw.metric
     if metric not in METRICS:
         raise SweepError(f"metric {metric!r} is not one the sweep computes; allowed: {', '.join(METRICS)}")
+    if address:
+        try:
+            check_ray_address(address)
+        except ValueError as exc:
+            raise SweepError(f"--address: {exc}") from None
     split = walk_forward if walk_forward is not None else sw.walk_forward
     heatmap = heatmap or sw.heatmap
     out = Path(out or sw.out or Path("runs") / f"{cfg.name}-sweep")

@@ -113,7 +113,9 @@ def garbage_for(path: tuple[str, ...], field) -> list[str]:
     elif kinds & {__import__("datetime").date}:
         out += DATE_GARBAGE
     elif "list[" in str(ann):
-        out += ["5", "true", "{a: 1}", "[[1]]", "[5930]"] if "Literal" not in str(ann) else ["[bogus]", "5", "[1]"]
+        # "[bogus]": every list of text is checked item by item (codes, indicator specs, exclude tags, heat-map axes)
+        out += ["5", "true", "{a: 1}", "[[1]]", "[5930]", "[bogus]"] if "Literal" not in str(ann) \
+            else ["[bogus]", "5", "[1]"]
     else:
         out += NON_TEXT_GARBAGE[:3]
         if literal or "Market" in str(ann):
@@ -122,12 +124,27 @@ def garbage_for(path: tuple[str, ...], field) -> list[str]:
             out += ["'!! bad !!'", "''"]
         if path[-1].endswith("_url"):
             out += ["'not a url'", "'ftp://x'"]
+    out += EXTRA_GARBAGE.get(path, [])
     if not out:
         pytest.fail(f"no garbage for {'.'.join(path)}")
     return out
 
 
+EXTRA_GARBAGE: dict[tuple[str, ...], list[str]] = {
+    # text the schema reads as the right kind but that names nothing
+    ("data", "universe_rule", "exclude"): ["[etf, nope]", "[ETF]", "[관리]"],
+    ("data", "indicators"): ["[pe]", "[sma_0]", "[per, sma_x]"],
+    ("research", "sweep", "metric"): ["zzz", "Sharpe", "''"],
+    ("research", "sweep", "grid"): ["{top_n: 5}", "{top_n: []}", "'{a b: [1]}'", "{'a b': [1]}", "{'': [1]}",
+                                    "{top_n: {a: 1}}"],
+    ("research", "sweep", "address"): ["'not an address'", "'http://head:10001'", "''", "'ray://'"],
+    ("research", "sweep", "walk_forward"): ["0", "1", "1.5", "-0.5"],
+}
+"""Garbage a field's kind alone does not suggest."""
+RULE = ("data", "universe_rule")
 CASES = [(p, g) for p, f in LEAVES for g in garbage_for(p, f)]
+# a universe rule is written as data.universe: {market: ..., exclude: [...]}: the same garbage there, named so
+CASES += [(("data", "universe") + p[2:], g) for p, g in CASES if p[:2] == RULE]
 BASE = {"name": "fz", "data": {"source": "demo", "demo": {"codes": 2, "start": "2024-01-02", "end": "2024-03-29"}},
         "strategy": {"name": "screen_momentum"}}
 
@@ -173,6 +190,9 @@ def must_refuse(path: Path, text: str, *names: str) -> str:
 
 def test_every_setting_has_garbage_to_try():
     assert len(LEAVES) > 60 and len(CASES) > 600
+    covered = {p for p, _g in CASES}
+    for section in (RULE, ("data", "universe"), ("research",), ("research", "sweep")):   # the newer sections
+        assert any(p[:len(section)] == section and len(p) > len(section) for p in covered), section
 
 
 def flow_style(text: str, section: str) -> str:
@@ -422,6 +442,11 @@ def _files() -> dict[str, str]:
     (d / "dup.yaml").write_text("name: a\nname: b\n")
     (d / "nomode.yaml").write_text("strategy: {name: buy_and_hold}\nbroker: {mode: paper}\ndata: {universe: []}\n")
     (d / "bad.csv").write_text("date,open\n1,2\n")
+    masters = d / "masters"                      # master files by name, garbage inside (data master --from)
+    masters.mkdir(exist_ok=True)
+    (masters / "kospi_code.mst").write_bytes(b"\x00\x01garbage\n")
+    (masters / "kosdaq_code.mst.zip").write_bytes(b"PK\x03\x04junk")
+    (masters / "konex_code.mst").write_bytes("005930  KR7005930003삼성전자\n".encode("cp949"))
     run_dir = d / "run"
     run_dir.mkdir(exist_ok=True)
     (run_dir / "run.json").write_text('{"format": "krx-trader run", "version": 1}')
@@ -431,6 +456,8 @@ def _files() -> dict[str, str]:
     return {"binary": str(d / "binary.yaml"), "cp949": str(d / "cp949.yaml"), "empty": str(d / "empty.yaml"),
             "list": str(d / "list.yaml"), "dup": str(d / "dup.yaml"), "nomode": str(d / "nomode.yaml"),
             "csv": str(d / "bad.csv"), "dir": str(d), "run": str(run_dir), "junk": str(junk),
+            "mst": str(masters / "kospi_code.mst"), "mstzip": str(masters / "kosdaq_code.mst.zip"),
+            "masters": str(masters),
             "missing": str(d / "missing.yaml"), "long": str(d / ("x" * 3000)), "blank": "", "dash": "-",
             "unicode": "설정.yaml", "nul": "a\x00b"}
 
@@ -443,12 +470,32 @@ def _value(key: str) -> str:
     return key[5:] if key.startswith("text:") else FILES[key]
 
 
+GARBAGE_ONLY = [k for k in VALUES if k not in ("run",)]
+SCRATCH_DB = f"sqlite:///{WORK / 'cli' / 'master.sqlite'}"
+"""A usable database in the fuzz's own folder: the master import then fails on --from, not on the URL."""
+"""Values that are never a usable database, master source, config or reference file."""
+FIXED = {
+    # never KIS's download host (the default --from) and never the default database in the working folder
+    "data master": lambda draw: ["--from", _value(draw(st.sampled_from(GARBAGE_ONLY))),
+                                 "--cache", draw(st.sampled_from([SCRATCH_DB, _value("dir"), _value("text:abc")]))],
+    "data quality": lambda draw: ["--cache", _value(draw(st.sampled_from(GARBAGE_ONLY)))],
+    "data fundamentals": lambda draw: ["--cache", _value(draw(st.sampled_from(GARBAGE_ONLY)))],
+}
+"""Arguments a command always gets in the fuzz, drawn before the random ones (which may repeat them)."""
+
 COMMANDS = {
-    "backtest": [("--config", True), ("--out", True)],
+    "backtest": [("--config", True), ("--out", True), ("--engine", True)],
+    "sweep": [("--config", True), ("--grid", True), ("--metric", True), ("--walk-forward", True),
+              ("--heatmap", True), ("--address", True), ("--cpus", True), ("--out", True), ("--inline", False)],
     "report": [("--run", True)],
     "data import": [("--csv", True), ("--cache", True), ("--config", True), ("--timeframe", True),
                     ("--clamp", False), ("--unadjusted", False)],
     "data download": [("--source", True), ("--config", True), ("--unadjusted", False)],
+    "data master": [("--from", True), ("--cache", True), ("--config", True), ("--as-of", True)],
+    "data fundamentals": [("--config", True), ("--universe", True), ("--reference", True), ("--cache", True),
+                          ("--as-of", True), ("--workers", True)],
+    "data quality": [("--cache", True), ("--config", True), ("--codes", True), ("--timeframe", True),
+                     ("--series", True), ("--strict", False), ("--all", False)],
     "paper": [("--config", True), ("--out", True), ("--until", True)],
     "live": [("--config", True), ("--confirm-live", False), ("--until", True)],
     "monitor": [("--journal", True), ("--host", True), ("--port", True), ("--poll-ms", True)],
@@ -460,16 +507,20 @@ COMMANDS = {
 @fuzz_settings(1500)
 @given(st.sampled_from(sorted(COMMANDS)), st.data())
 @example("report", None)
+@example("data master", None)
 def test_fuzz_command_line(command, data):
     counted('fuzz_command_line')
     argv = command.split()
     if data is not None:
+        argv += FIXED.get(command, lambda draw: [])(data.draw)
         for flag, takes in data.draw(st.lists(st.sampled_from(COMMANDS[command]), max_size=5)):
             argv.append(flag)
             if takes:
                 argv.append(_value(data.draw(st.sampled_from(VALUES))))
         if data.draw(st.booleans()):
             argv.append(data.draw(st.sampled_from(["--verbose", "--help-me", "extra", "-v"])))
+    elif command == "data master":
+        argv += ["--from", FILES["empty"], "--cache", SCRATCH_DB]
     else:
         argv += ["--run", FILES["junk"]]
     if command == "monitor" and "--journal" in argv and "--host" not in argv:
@@ -479,14 +530,22 @@ def test_fuzz_command_line(command, data):
 
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(20)                    # a command that blocks (a server started on garbage) fails, not hangs
+    here = os.getcwd()
+    cwd = WORK / "cwd"                  # a refused command leaves nothing behind (no default database, no runs/)
+    cwd.mkdir(exist_ok=True)
+    os.chdir(cwd)
     try:
         code = run.main(argv)
     except SystemExit as exc:           # argparse
         code = exc.code
     finally:
+        os.chdir(here)
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+    left = sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*"))
+    shutil.rmtree(cwd, ignore_errors=True)
     assert code == 2, (argv, code)
+    assert not left, (argv, left)
 
 
 @pytest.fixture(scope="module", autouse=True)
