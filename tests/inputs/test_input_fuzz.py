@@ -303,6 +303,38 @@ def test_fuzz_strategy_params(case):
     must_refuse(WORK / "params.yaml", text, f"{param} = ", param)
 
 
+# ----------------------------------------------------------------------------------------- sweep grids
+GRID_PARAMS = ["top_n", "fast", "max_per", "min_roe", "min_market_cap", "risk.limits.stop_loss_pct",
+               "broker.slippage_ticks", "risk.sizer.fraction", "strategy.params.top_n"]
+GRID_SYNTAX_GARBAGE = ["top_n", "top_n=", "=3", "top_n=3,,5", "a-b=1", "top n=1", "topn=3", "risk.nope=1",
+                       "broker.cash.x=1", "data.universe=1", "data.cache_url=x", "research.engine=fast",
+                       "report.out=x", "broker.order_validity=gtc", "broker.mode=live", "strategy.name=bogus",
+                       "risk=3", "가=1", "top_n=010", "fast=1:30"]
+
+
+@fuzz_settings(600)
+@given(st.one_of(
+    st.tuples(st.sampled_from(GRID_PARAMS),
+              st.lists(st.sampled_from(NUMBER_GARBAGE + ["-1", "abc"]), min_size=1, max_size=3)).map(
+        lambda t: f"{t[0]}={','.join(t[1])}"),
+    st.sampled_from(GRID_SYNTAX_GARBAGE)))
+@example("broker.order_validity=gtc")
+def test_fuzz_sweep_grid(text):
+    """``run.py sweep --grid`` text: refused by name before anything is loaded (every point is validated as a
+    whole config, with the config files' YAML rules), never run as something else."""
+    from configs.schema import parse_config
+    from research.sweep import grid_points, parse_grid_arg, point_config
+
+    counted("fuzz_sweep_grid")
+    base = parse_config(BASE)
+    with pytest.raises(InputError) as err:
+        name, values = parse_grid_arg(text)
+        for point in grid_points({name: values}):
+            point_config(base, point)
+    msg, name = str(err.value), text.partition("=")[0].strip()
+    assert "--grid" in msg or (name and (name in msg or name.split(".")[-1] in msg)), (text, msg)
+
+
 # ------------------------------------------------------------------------------------------ price CSVs
 SESSIONS = trading_days(pd.Timestamp("2023-01-02").date(), pd.Timestamp("2024-12-30").date())
 CSV_MUTATIONS = ["spike", "spike_field", "thousands", "holiday", "magnitude", "token", "duplicate_date",
