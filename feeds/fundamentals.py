@@ -35,7 +35,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -151,42 +151,59 @@ class FundamentalsStore:
         else the deadline rule of the module docstring (``basis = lag``); snapshots are ``seen``.
         ``fetched_periods``: the periods this fetch asked for (recorded as ``_fetched``, the lower bound of
         whatever a later fetch brings); default: those present in ``figures``."""
+        return self.record_many(code, [dict(figures=figures, fetched=fetched, source=source, published=published,
+                                            fiscal_month=fiscal_month, fetched_periods=fetched_periods)])
+
+    def record_many(self, code: str, fetches: Iterable[Mapping[str, Any]]) -> int:
+        """Several ``record`` calls for one code (their keyword arguments, in order) in ONE transaction, the
+        code's stored versions read once: the same rows as the calls one by one, at the cost of one (a
+        reference file's statements for a code)."""
         with self._lock, self.engine.begin() as conn:
             latest = self._latest(conn, code)
-            fetch_days: dict[str, list[date]] = {}
-            for (period, end, item) in latest:
-                if item == FETCHED:
-                    fetch_days.setdefault(period, []).append(end)
-            rows = []
-            for f in figures:
-                key = (f.period, f.period_end, f.item)
-                have = latest.get(key)
-                value = None if f.value is None or (isinstance(f.value, float) and np.isnan(f.value)) else float(f.value)
-                if have is not None and (have[1] == value or (have[1] is not None and value is not None
-                                                              and abs(have[1] - value) <= 1e-9 * max(1.0, abs(value)))):
-                    continue
-                if have is not None or f.period == "snapshot":  # a restatement or a snapshot: public from this fetch on
-                    known, basis = fetched, "seen"
-                elif published and (f.period, f.period_end) in published:
-                    known, basis = published[(f.period, f.period_end)], "report"
-                else:
-                    known = filing_deadline(f.period, f.period_end, fiscal_month)
-                    lacked = [d for d in fetch_days.get(f.period, []) if f.period_end <= d < fetched]
-                    if lacked:                                  # an earlier fetch did not have it yet
-                        known = max(known, max(lacked) + timedelta(days=1))
-                    known, basis = min(known, fetched), "lag"
-                rows.append({"code": code, "period": f.period, "period_end": f.period_end, "item": f.item,
-                             "known_from": known, "value": value, "basis": basis, "source": source})
-            periods = set(fetched_periods) if fetched_periods is not None else \
-                {f.period for f in figures if f.period != "snapshot"}
-            for period in sorted(periods):
-                if (period, fetched, FETCHED) not in latest:
-                    rows.append({"code": code, "period": period, "period_end": fetched, "item": FETCHED,
-                                 "known_from": fetched, "value": float(sum(1 for f in figures if f.period == period)),
-                                 "basis": "seen", "source": source})
-            rows = list({(r["period"], r["period_end"], r["item"], r["known_from"]): r for r in rows}.values())
-            if rows:
-                conn.execute(insert(table), rows)
+            return sum(self._record(conn, latest, code, **f) for f in fetches)
+
+    def _record(self, conn, latest: dict[tuple[str, date, str], tuple[date, float | None]], code: str,
+                figures: Sequence[Figure], *, fetched: date, source: str,
+                published: Mapping[tuple[str, date], date] | None = None, fiscal_month: int = 12,
+                fetched_periods: Iterable[str] | None = None) -> int:
+        fetch_days: dict[str, list[date]] = {}
+        for (period, end, item) in latest:
+            if item == FETCHED:
+                fetch_days.setdefault(period, []).append(end)
+        rows = []
+        for f in figures:
+            key = (f.period, f.period_end, f.item)
+            have = latest.get(key)
+            value = None if f.value is None or (isinstance(f.value, float) and np.isnan(f.value)) else float(f.value)
+            if have is not None and (have[1] == value or (have[1] is not None and value is not None
+                                                          and abs(have[1] - value) <= 1e-9 * max(1.0, abs(value)))):
+                continue
+            if have is not None or f.period == "snapshot":  # a restatement or a snapshot: public from this fetch on
+                known, basis = fetched, "seen"
+            elif published and (f.period, f.period_end) in published:
+                known, basis = published[(f.period, f.period_end)], "report"
+            else:
+                known = filing_deadline(f.period, f.period_end, fiscal_month)
+                lacked = [d for d in fetch_days.get(f.period, []) if f.period_end <= d < fetched]
+                if lacked:                                  # an earlier fetch did not have it yet
+                    known = max(known, max(lacked) + timedelta(days=1))
+                known, basis = min(known, fetched), "lag"
+            rows.append({"code": code, "period": f.period, "period_end": f.period_end, "item": f.item,
+                         "known_from": known, "value": value, "basis": basis, "source": source})
+        periods = set(fetched_periods) if fetched_periods is not None else \
+            {f.period for f in figures if f.period != "snapshot"}
+        for period in sorted(periods):
+            if (period, fetched, FETCHED) not in latest:
+                rows.append({"code": code, "period": period, "period_end": fetched, "item": FETCHED,
+                             "known_from": fetched, "value": float(sum(1 for f in figures if f.period == period)),
+                             "basis": "seen", "source": source})
+        rows = list({(r["period"], r["period_end"], r["item"], r["known_from"]): r for r in rows}.values())
+        if rows:
+            conn.execute(insert(table), rows)
+        for r in rows:                                  # what _latest would read back now
+            key = (r["period"], r["period_end"], r["item"])
+            if key not in latest or r["known_from"] >= latest[key][0]:
+                latest[key] = (r["known_from"], r["value"])
         return sum(1 for r in rows if r["item"] != FETCHED)
 
     # --- reading -------------------------------------------------------------------------
@@ -229,19 +246,38 @@ class FundamentalsStore:
 
 # --- point-in-time fields ------------------------------------------------------------------------
 
-def _steps(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(days, values): from each day on, the value of the latest period among the versions known by then."""
+_PERIOD_ORDER = {"snapshot": 0, "quarter": 1, "annual": 2}
+"""Order of figures of one period end known on one day: an annual figure is taken over a quarterly one."""
+
+
+def _as_days(values: pd.Series) -> np.ndarray:
+    return np.array([_day(v) for v in values], dtype="datetime64[D]")
+
+
+def _step_table(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every code's steps at once: (code index, day, value) sorted by code then day, and the codes. From
+    each day on, a code's value is that of the *latest period* among the versions known by then, in its
+    newest version: a later version of an older period never moves it back, a restatement of the latest
+    one does. Vectorised over all codes (a whole market's rows take a fraction of a second)."""
     if rows.empty:
-        return np.array([], dtype="datetime64[D]"), np.array([])
-    rows = rows.sort_values(["known_from", "period_end"])
-    current: dict[date, float] = {}
-    days, values = [], []
-    for known, g in rows.groupby("known_from", sort=True):
-        for end, v in zip(g["period_end"], g["value"]):
-            current[end] = np.nan if v is None else float(v)
-        days.append(np.datetime64(known, "D"))
-        values.append(current[max(current)])
-    return np.array(days, dtype="datetime64[D]"), np.array(values, dtype=np.float64)
+        return np.array([], np.int64), np.array([], "datetime64[D]"), np.array([]), []
+    codes, code_id = np.unique(rows["code"].astype(str).to_numpy(), return_inverse=True)
+    end, known = _as_days(rows["period_end"]), _as_days(rows["known_from"])
+    rank = rows["period"].map(_PERIOD_ORDER).fillna(0).to_numpy(np.int64)
+    value = pd.to_numeric(rows["value"], errors="coerce").to_numpy(np.float64)       # None: NaN
+    order = np.lexsort((rank, end, known, code_id))
+    code_id, end, known, value = code_id[order], end[order], known[order], value[order]
+    e = end.astype(np.int64)
+    latest = pd.Series(e).groupby(code_id).cummax().to_numpy()            # the latest period known so far
+    holder = pd.Series(np.where(e == latest, np.arange(len(e)), -1)).groupby(code_id).cummax().to_numpy()
+    last_of_day = np.r_[(code_id[1:] != code_id[:-1]) | (known[1:] != known[:-1]), True]
+    return code_id[last_of_day], known[last_of_day], value[holder][last_of_day], [str(c) for c in codes]
+
+
+def _steps(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(days, values) of ONE code's steps (``_step_table``)."""
+    _ids, days, values, _codes = _step_table(rows)
+    return days, values
 
 
 def _on(days: np.ndarray, steps: tuple[np.ndarray, np.ndarray], backfill: bool = False) -> np.ndarray:
@@ -257,21 +293,32 @@ def _on(days: np.ndarray, steps: tuple[np.ndarray, np.ndarray], backfill: bool =
     return out
 
 
-def point_in_time(rows: pd.DataFrame, days: Sequence[object], close: np.ndarray,
-                  fields: Iterable[str] = FIELDS) -> dict[str, np.ndarray]:
-    """The point-in-time ``fields`` of ONE code on ``days`` (its bars' days) given its ``close`` per day
-    and its stored figures ``rows`` (``FundamentalsStore.rows([code])``). NaN where nothing is known."""
-    d = np.array(pd.DatetimeIndex(days).values, dtype="datetime64[D]")
-    close = np.asarray(close, dtype=np.float64)
+def _grid(rows: pd.DataFrame, days: np.ndarray, codes: Sequence[str], item: str, periods: tuple[str, ...],
+          backfill: bool = False) -> np.ndarray:
+    """Day × code values of one stored item on ``days`` (NaN where nothing is known yet)."""
+    part = rows[(rows["item"] == item) & rows["period"].isin(periods)]
+    ids, at, vals, known_codes = _step_table(part)
+    out = np.full((len(days), len(codes)), np.nan)
+    column = {c: j for j, c in enumerate(codes)}
+    bounds = np.searchsorted(ids, np.arange(len(known_codes) + 1))
+    for u, code in enumerate(known_codes):
+        j = column.get(code)
+        if j is not None:
+            out[:, j] = _on(days, (at[bounds[u]:bounds[u + 1]], vals[bounds[u]:bounds[u + 1]]), backfill)
+    return out
+
+
+def _fields(rows: pd.DataFrame, days: np.ndarray, codes: Sequence[str], close: np.ndarray,
+            fields: Iterable[str]) -> dict[str, np.ndarray]:
+    """The point-in-time ``fields`` as day × code arrays (``close``: day × code) — the one computation
+    behind both engines' columns (``point_in_time`` per code, ``panel_fields`` per panel)."""
     wanted = list(dict.fromkeys(fields))
-    out: dict[str, np.ndarray] = {}
-
-    def series(item: str, periods: tuple[str, ...], backfill: bool = False) -> np.ndarray:
-        part = rows[(rows["item"] == item) & rows["period"].isin(periods)]
-        return _on(d, _steps(part), backfill)
-
     need = set(wanted)
     base: dict[str, np.ndarray] = {}
+
+    def series(item: str, periods: tuple[str, ...], backfill: bool = False) -> np.ndarray:
+        return _grid(rows, days, codes, item, periods, backfill)
+
     if need & {"eps", "per"}:
         base["eps"] = series("eps", ("annual",))
     if need & {"bps", "pbr"}:
@@ -293,11 +340,22 @@ def point_in_time(rows: pd.DataFrame, days: Sequence[object], close: np.ndarray,
             base["pbr"] = np.where(bps > 0, close / bps, np.nan)
         if "market_cap" in need:
             base["market_cap"] = close * base["shares_listed"]
+    out: dict[str, np.ndarray] = {}
     for f in wanted:
         if f not in base:
             raise ValueError(f"unknown fundamental field {f!r}; allowed: {', '.join(FIELDS)}")
         out[f] = base[f]
     return out
+
+
+def point_in_time(rows: pd.DataFrame, days: Sequence[object], close: np.ndarray,
+                  fields: Iterable[str] = FIELDS) -> dict[str, np.ndarray]:
+    """The point-in-time ``fields`` of ONE code on ``days`` (its bars' days) given its ``close`` per day
+    and its stored figures ``rows`` (``FundamentalsStore.rows([code])``). NaN where nothing is known."""
+    d = np.array(pd.DatetimeIndex(days).values, dtype="datetime64[D]")
+    close = np.asarray(close, dtype=np.float64)[:, None]
+    grids = _fields(rows.assign(code=""), d, [""], close, fields)
+    return {f: g[:, 0] for f, g in grids.items()}
 
 
 def stored_rows(url: str, codes: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
@@ -346,13 +404,12 @@ def panel_fields(url: str, dates: np.ndarray, codes: Sequence[str], close: np.nd
     code has no bar; the result is NaN there too)."""
     fields = list(dict.fromkeys(fields))
     rows = stored_rows(url, list(codes), fields)
-    by_code = {c: g for c, g in rows.groupby("code")} if len(rows) else {}
-    empty = rows.iloc[:0]
-    out = {f: np.full(close.shape, np.nan) for f in fields}
-    for j, code in enumerate(codes):
-        values = point_in_time(by_code.get(code, empty), dates, close[:, j], fields)
-        for f, arr in values.items():
-            out[f][:, j] = np.where(np.isnan(close[:, j]), np.nan, arr)
+    days = np.asarray(dates, dtype="datetime64[D]")
+    close = np.asarray(close, dtype=np.float64)
+    no_bar = np.isnan(close)
+    out = _fields(rows, days, [str(c) for c in codes], close, fields)
+    for grid in out.values():
+        grid[no_bar] = np.nan
     return out
 
 
@@ -507,14 +564,13 @@ def import_reference(store: FundamentalsStore, reference, source: str) -> Fundam
         else:
             for e in hist:
                 figures.append(Figure(code, "snapshot", e.start, "shares_listed", float(e.value)))
-        for f in figures:
-            if f.period == "snapshot":
-                result.new_versions += store.record(code, [f], fetched=f.period_end, source=source, fetched_periods=())
+        fetches: list[dict[str, Any]] = [dict(figures=[f], fetched=f.period_end, source=source, fetched_periods=())
+                                         for f in figures if f.period == "snapshot"]
         stmts = [f for f in figures if f.period != "snapshot"]
-        result.new_versions += sum(
-            store.record(code, [f for f in stmts if (f.period, f.period_end) == key], fetched=pub, source=source,
+        fetches += [dict(figures=[f for f in stmts if (f.period, f.period_end) == key], fetched=pub, source=source,
                          published={key: pub}, fetched_periods=())
-            for key, pub in sorted(published.items(), key=lambda kv: kv[1]) if key[0] != "snapshot")
+                    for key, pub in sorted(published.items(), key=lambda kv: kv[1]) if key[0] != "snapshot"]
+        result.new_versions += store.record_many(code, fetches)      # one transaction per code
         result.figures += len(figures)
     return result
 
