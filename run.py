@@ -10,7 +10,7 @@
     python run.py live --config FILE --confirm-live
     python run.py data master [--from URL_OR_FILE] [--cache URL]
     python run.py data download --source kis --config FILE [--universe master|FILE|CODES]
-    python run.py data fundamentals --config FILE [--universe ...] | --reference FILE
+    python run.py data fundamentals --config FILE [--universe ...] | --reference FILE | --demo-reference
     python run.py data quality [--cache URL] [--strict]
 
 This file only parses arguments and prints; the work lives in ``engine``, ``feeds``, ``analysis``
@@ -504,19 +504,17 @@ def cmd_data_fundamentals(args: argparse.Namespace) -> int:
     from feeds.master import master_for
     from market.calendar import KST
 
-    if args.reference:
-        from brokers.kis.emulator.reference import ReferenceError, load_reference
-
-        try:
-            reference = load_reference(args.reference)
-        except ReferenceError as exc:
-            raise InputError(str(exc)) from None
+    if args.reference or args.demo_reference:
+        reference, label = _reference_data(args)
+        bar = ProgressBar()
         with FundamentalsStore(_data_url(args)) as store:
-            result = import_reference(store, reference, f"reference:{args.reference}")
+            result = import_reference(store, reference, label,
+                                      progress=lambda done, total: bar("fundamentals", done, total))
         print(result.describe())
         return 0
     if not args.config:
-        raise InputError("data fundamentals: give --config (KIS access) or --reference FILE")
+        raise InputError("data fundamentals: give --config (KIS access), --reference FILE, or --config with "
+                         "--demo-reference")
     from brokers.kis.client import Credentials, KISClient
     from brokers.kis.protocol import Env
     from configs.schema import load_config
@@ -549,6 +547,32 @@ def cmd_data_fundamentals(args: argparse.Namespace) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 1 if result.failures else 0
+
+
+def _reference_data(args: argparse.Namespace):
+    """(reference data, source label) of ``data fundamentals --reference FILE`` or ``--demo-reference``."""
+    from brokers.kis.emulator.reference import ReferenceError, generate_reference, load_reference
+    from configs.errors import InputError
+
+    if args.reference and args.demo_reference:
+        raise InputError("data fundamentals: give --reference FILE or --demo-reference, not both")
+    if args.reference:
+        try:
+            return load_reference(args.reference), f"reference:{args.reference}"
+        except ReferenceError as exc:
+            raise InputError(str(exc)) from None
+    if not args.config:
+        raise InputError("data fundamentals --demo-reference: give --config, a config with data.source: demo")
+    from configs.schema import load_config
+    from feeds.demo import generate_demo_market
+
+    cfg = load_config(args.config)
+    if cfg.data.source != "demo":
+        raise InputError(f"{cfg.source}: --demo-reference imports the reference data generated for the demo market, "
+                         f"but data.source is {cfg.data.source!r}; use --reference FILE")
+    market = generate_demo_market(cfg.data.demo)
+    return (generate_reference(market.bars, market.markets, market.names),
+            f"reference:generated for the SYNTHETIC demo market (seed {cfg.data.demo.seed})")
 
 
 def pd_isna(value) -> bool:
@@ -641,6 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--config", help="config with broker.kis (real environment) and data.cache_url/universe")
     fu.add_argument("--universe", help="master, a file of codes, or CODE,CODE,...; default: the config's data.universe")
     fu.add_argument("--reference", help="import reference.json (statements with their publication dates) instead")
+    fu.add_argument("--demo-reference", action="store_true",
+                    help="import the reference data the emulator generates for --config's demo market (SYNTHETIC)")
     fu.add_argument("--cache", default="sqlite:///data/cache/bars.sqlite", help="database URL (with --reference)")
     fu.add_argument("--as-of", help="the day of this fetch (default: today, KST); the emulator's emulated day")
     fu.add_argument("--workers", type=_int_in(1, 32), default=4, help="codes in flight (one shared rate budget)")

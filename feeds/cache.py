@@ -95,7 +95,7 @@ def merge_ranges(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]
     return out
 
 
-def _fetch_raw(conn: Connection, stmt) -> list[tuple]:
+def fetch_raw(conn: Connection, stmt) -> list[tuple]:
     """All rows of ``stmt`` as the DB-API cursor returns them: no SQLAlchemy row objects and no result
     processing (a whole-market read is hundreds of thousands of rows). The statement's parameters are
     rendered by SQLAlchemy itself (``literal_binds``: codes, a boolean, a timeframe — no user SQL)."""
@@ -323,7 +323,7 @@ class BarCache:
                     chunk = group[i:i + 500]
                     stmt = select(*cols).where(and_(bars.c.timeframe == timeframe, bars.c.adjusted == adj,
                                                     bars.c.code.in_(chunk))).order_by(bars.c.code, bars.c.datetime)
-                    rows = _fetch_raw(conn, stmt)
+                    rows = fetch_raw(conn, stmt)
                     if not rows:
                         continue
                     code_col, times, *values = zip(*rows)

@@ -525,7 +525,7 @@ COMMANDS = {
     "data download": [("--source", True), ("--config", True), ("--unadjusted", False)],
     "data master": [("--from", True), ("--cache", True), ("--config", True), ("--as-of", True)],
     "data fundamentals": [("--config", True), ("--universe", True), ("--reference", True), ("--cache", True),
-                          ("--as-of", True), ("--workers", True)],
+                          ("--as-of", True), ("--workers", True), ("--demo-reference", False)],
     "data quality": [("--cache", True), ("--config", True), ("--codes", True), ("--timeframe", True),
                      ("--series", True), ("--strict", False), ("--all", False)],
     "paper": [("--config", True), ("--out", True), ("--until", True)],

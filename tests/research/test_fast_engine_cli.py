@@ -20,7 +20,6 @@ import yaml
 from configs.errors import InputError
 from configs.schema import parse_config
 from engine.backtest import run_backtest
-from fundamental_market import reference_database
 from research.engine import run_fast_backtest
 from research.rules import FastEngineUnsupported
 
@@ -40,12 +39,16 @@ def write(tmp_path: Path, body: dict, name: str = "cfg.yaml") -> Path:
 
 
 def test_backtest_engine_fast_writes_the_run_folder_and_report_rerenders(tmp_path):
-    """With a fundamental screen too: the fast engine reads the point-in-time fundamentals of data.cache_url."""
-    url = reference_database(f"sqlite:///{tmp_path / 'market.sqlite'}", SMALL_DEMO["demo"])
+    """With a fundamental screen too: the fast engine reads the point-in-time fundamentals of data.cache_url,
+    imported with ``run.py data fundamentals --demo-reference`` (the emulator's reference data of the demo)."""
+    import run
+
+    url = f"sqlite:///{tmp_path / 'market.sqlite'}"
     cfg = write(tmp_path, {"name": "fast-cli", "data": {**SMALL_DEMO, "cache_url": url},
                            "strategy": {"name": "screen_momentum", "params": {"top_n": 2, "fast": 5, "slow": 10,
                                                                                "momentum": 10, "min_roe": 10.0}},
                            "risk": {"sizer": {"kind": "atr"}}})
+    assert run.main(["data", "fundamentals", "--config", str(cfg), "--demo-reference"]) == 0
     fast_out, event_out = tmp_path / "fast", tmp_path / "event"
     r = cli("backtest", "--config", str(cfg), "--engine", "fast", "--out", str(fast_out))
     assert r.returncode == 0, r.stderr
