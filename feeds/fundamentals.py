@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -115,8 +116,9 @@ class FundamentalsImport:
 
     def describe(self) -> str:
         head = "INTERRUPTED — run again to resume\n" if self.interrupted else ""
+        asked = f"{self.requests:,} requests in " if self.requests else ""
         lines = [head + f"fundamentals: {self.codes} code(s), {self.figures:,} figure(s) read, {self.new_versions:,} new "
-                 f"or restated, {len(self.failures)} failed, {self.requests:,} requests in {self.seconds:.1f}s"]
+                 f"or restated, {len(self.failures)} failed, {asked}{self.seconds:.1f}s"]
         lines += [f"  failed {c}: {r}" for c, r in list(self.failures.items())[:50]]
         return "\n".join(lines)
 
@@ -523,7 +525,6 @@ def fetch_fundamentals(client, store: FundamentalsStore, codes: Sequence[str], t
                        fiscal_months: Mapping[str, int] | None = None, stop: threading.Event | None = None,
                        progress: Callable[[int, int], None] | None = None) -> FundamentalsImport:
     """Fetch and record every code's figures, several codes in flight on the client's shared rate budget."""
-    import time
 
     from brokers.kis.errors import KISError
     from feeds.download import run_pool
@@ -562,6 +563,7 @@ def import_reference(store: FundamentalsStore, reference, source: str,
     (``brokers/kis/emulator/reference.py`` format): ``basis = report``; one transaction per code."""
     from brokers.kis.emulator.reference import BALANCE_FIELDS, INCOME_FIELDS
 
+    t0 = time.monotonic()
     result = FundamentalsImport(codes=len(reference.securities), figures=0, new_versions=0)
     for done, (code, sec) in enumerate(reference.securities.items(), 1):
         figures: list[Figure] = []
@@ -601,6 +603,7 @@ def import_reference(store: FundamentalsStore, reference, source: str,
         result.figures += len(figures)
         if progress is not None:
             progress(done, len(reference.securities))
+    result.seconds = time.monotonic() - t0
     return result
 
 
