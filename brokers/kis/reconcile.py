@@ -263,15 +263,16 @@ class Reconciler:
             if row.cancelled or not row.odno.strip().isdigit() or (row.date and row.date != today):
                 continue
             key = ("foreign", int(row.odno))
-            if int(row.odno) in claimed or row.remaining_qty <= 0 or key in self._alerted:
+            if int(row.odno) in claimed or key in self._alerted:
                 continue
             if any(lo.odno is None and lo.state in (S.SENDING, S.UNKNOWN) and lo.code == row.code and lo.side == row.side
                    for lo in self.book.orders.values()):
                 continue   # may be ours, still being resolved
             self._alerted.add(key)
             self.check_due = True
-            self.alert("foreign_order", f"open order {int(row.odno)} ({row.side} {row.qty} {row.code}) at KIS was not "
-                                        "placed by this trader", payload={"odno": int(row.odno)})
+            self.alert("foreign_order", f"order {int(row.odno)} ({row.side} {row.qty} {row.code}, {row.filled_qty} filled, "
+                                        f"{row.remaining_qty} open) at KIS was not placed by this trader",
+                       payload={"odno": int(row.odno)})
 
     # ------------------------------------------------------------------ the close
     def _close(self, now: datetime) -> None:

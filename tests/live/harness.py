@@ -231,7 +231,7 @@ class Scripted:
 
 
 def start_scripted(emu: Emulator, tmp_path: Path, codes: list[str], day, *, kis: dict[str, Any] | None = None,
-                   risk: dict[str, Any] | None = None, **client_kw: Any) -> Scripted:
+                   risk: dict[str, Any] | None = None, journal_url: str | None = None, **client_kw: Any) -> Scripted:
     import queue as _q
 
     commands, results = _q.Queue(), _q.Queue()
@@ -240,7 +240,8 @@ def start_scripted(emu: Emulator, tmp_path: Path, codes: list[str], day, *, kis:
                              "kis": {"bar": "1min", "order_window": "extended", "reconcile_every_s": 3600,
                                      **(kis or {})}},
                      risk=risk or {"limits": {"max_position_pct": 100, "max_exposure_pct": 100}})
-    trader = start_trader(emu, cfg, tmp_path, until=schedule(day).close + timedelta(minutes=5), **client_kw)
+    trader = start_trader(emu, cfg, tmp_path, until=schedule(day).close + timedelta(minutes=5), journal_url=journal_url,
+                          **client_kw)
     s = Scripted(trader, commands, results, day)
     trader.step_to(s.minute)
     return s
