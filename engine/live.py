@@ -124,7 +124,7 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     if client is None:
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,
                            requests_per_second=kis.requests_per_second, use_old_tr_ids=kis.use_old_tr_ids,
-                           **clock_kw)
+                           order_timeout=kis.order_timeout_s, **clock_kw)
     if ws_factory is None:
         from brokers.kis.protocol import WS_BASE_URL
         ws_url = kis.ws_url or WS_BASE_URL[env]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from datetime import date
 from typing import Any
 
 import backtrader as bt
@@ -30,20 +29,18 @@ from backtrader.position import Position
 from brokers.kis.account import LocalBook
 from brokers.kis.events import (BalanceRead, ConnectionChanged, NoticeReceived, OrdersRead, PostAmbiguous,
                                 PostNotSent, PostPlaced, PostRefused, ReadFailed, Reconnected)
-from brokers.kis.journal import Intent
 from brokers.kis.lifecycle import Lifecycle, LiveOrder, OrderState as S
-from brokers.kis.orders import BUY, Ledger, OrderBook, Refused
+from brokers.kis.orders import BUY, Ledger, OrderBook, Refused, SessionBands
 from brokers.kis.reconcile import Reconciler
 from brokers.kis.recovery import Recovery
 from brokers.kis.stops import StopTriggers
 from brokers.kis.store import KISStore
 from brokers.sim import ORDER_REASON, KRXCommInfo
 from market.acceptance import order_session
-from market.calendar import KST, krx_calendar
 from market.costs import CostModel
-from market.limits import PriceBand, price_band
+from market.limits import PriceBand
 from market.sessions import Phase, phase_at
-from market.ticks import Market, round_to_tick
+from market.ticks import Market
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +72,9 @@ class KISBroker(bt.BrokerBase):
         self.notifs: collections.deque = collections.deque()
         self.ledger = Ledger()
         self.startingcash = 0.0
-        self._quotes: dict[tuple[str, date], Any] = {}
-        self._next_bands: dict[tuple[str, date], PriceBand] = {}
+        self.bands = SessionBands(self.store, self.p)
         self._datas: dict[str, bt.AbstractDataBase] = {}
         self._comminfo: dict[str, KRXCommInfo] = {}
-        self._rebuilt: list[LiveOrder] = []
         self.alerts: list[dict[str, Any]] = []
         self.listeners: list[Any] = []   # callables(kind, data): the monitor and alert router listen here
         self.ws_state = "CONNECTING"
@@ -102,13 +97,11 @@ class KISBroker(bt.BrokerBase):
     def start(self) -> None:
         super().start()
         self.store.start()
-        snapshot, self._rebuilt = Recovery(self.store, self.book, self.lifecycle, self.reconciler,
-                                           make_order=self._rebuilt_order, alert=self.alert).run()
-        for code, row in snapshot.positions.iterrows():
-            if int(row["shares"]):
-                self.ledger.positions[code] = Position(size=int(row["shares"]), price=float(row["avg_price"]))
-                self.ledger.last_price[code] = float(row["price"])
-        self.ledger.cash = self.startingcash = float(snapshot.cash)
+        self.recovery = Recovery(self.store, self.book, self.lifecycle, self.reconciler, datas=self._datas,
+                                 comminfo=self.comminfo_for, band=self.session_band, alert=self.alert)
+        snapshot = self.recovery.run()
+        self.ledger.load(snapshot)
+        self.startingcash = self.ledger.cash
         self.journal.log("start", f"book loaded from KIS: {len(snapshot.shares())} position(s), "
                                   f"D+2 cash {snapshot.cash:,} KRW", payload={"positions": snapshot.shares()})
 
@@ -220,22 +213,8 @@ class KISBroker(bt.BrokerBase):
         return self.markets.get(data._name, Market.KOSPI)
 
     def session_band(self, data) -> PriceBand:
-        """The band of the session an order placed now would work in: today's as KIS reports it
-        (``inquire-price``, once per code and day); after the close the next session's, computed with
-        KRX's rule from today's close (a daily strategy deciding on the day's bar)."""
-        now = self.store.now().astimezone(KST)
-        code, day = data._name, now.date()
-        if order_session(now, self.p.order_window) == day:
-            if (code, day) not in self._quotes:
-                self._quotes[(code, day)] = self.store.quote(code)
-            q = self._quotes[(code, day)]
-            return PriceBand(base=int(q.base_price), lower=int(q.lower_limit), upper=int(q.upper_limit))
-        band = self._next_bands.get((code, day))
-        if band is None:
-            base = float(data.close[0]) if len(data) else float(self.store.quote(code).price)
-            band = price_band(int(round(base)), krx_calendar().next_trading_day(day), self.market_of(data))
-            self._next_bands[(code, day)] = band
-        return band
+        """The band of the session an order placed now would work in (see ``orders.SessionBands``)."""
+        return self.bands.band(data, self.market_of(data))
 
     def reserve_price(self, data, exectype, price) -> float:
         if exectype in (None, bt.Order.Market, bt.Order.Close) or price is None:
@@ -277,12 +256,8 @@ class KISBroker(bt.BrokerBase):
             band = self.session_band(data)
         except Exception as exc:  # noqa: BLE001 - no quote, no order
             return self._reject(order, f"cannot get today's price band for {data._name}: {exc}")
-        trigger = None
-        if order.exectype in (bt.Order.Stop, bt.Order.StopLimit):
-            trigger = float(round_to_tick(float(order.created.price), day, market, "up" if order.isbuy() else "down"))
-            order.created.price = order.price = trigger
         try:
-            self.book.submit(order, band, day, market, price_rounding=self.p.price_rounding, trigger=trigger)
+            self.book.submit(order, band, day, market, price_rounding=self.p.price_rounding)
         except Refused as exc:
             return self._reject(order, str(exc))
         return order
@@ -307,33 +282,21 @@ class KISBroker(bt.BrokerBase):
         """Change price (and optionally reduce size) of a working order: KIS answers with a new order
         number. Returns the backtrader order that carries on (the old one ends Canceled)."""
         lo = self.book.orders.get(order.ref)
-        if lo is None or lo.state not in (S.ACCEPTED, S.PARTIAL) or lo.cancel_wanted:
+        if lo is None:
             return None
-        qty = int(size) if size is not None else lo.remaining
-        if not 0 < qty <= lo.remaining:
-            raise ValueError(f"revised size must be 1..{lo.remaining} (the unfilled rest), got {size}")
-        p = int(round_to_tick(price, lo.session_day, self.market_of(order.data), "down" if lo.side == BUY else "up")) \
-            if price else lo.price
-        band = self.session_band(order.data)
-        if p and not band.contains(p):
-            raise ValueError(f"revised price {p:,} is outside the band {band.lower:,}–{band.upper:,}")
-        cls = bt.BuyOrder if lo.side == BUY else bt.SellOrder
-        new = cls(owner=order.owner, data=order.data, size=qty, price=p or None,
-                  exectype=bt.Order.Limit if p else bt.Order.Market)
-        new.addcomminfo(self.getcommissioninfo(order.data))
-        new.addinfo(replaces=order.ref)
-        self.book.revise(lo, new, qty, p)
+        new = self.book.revise(lo, price, size, self.session_band(order.data), self.market_of(order.data))
+        if new is not None:
+            new.addcomminfo(self.getcommissioninfo(order.data))
         return new
 
     # ------------------------------------------------------------------ the event loop (cerebro's thread)
     def next(self) -> None:
+        self.store.begin_turn()
         self._drain()
         self.stops.check()
         self.book.pump()
         for key, n in self.book.expire_held(time.monotonic()):
-            self.alert("foreign_order", f"notice for order {key} ({n.side} {n.code}) that this process did not "
-                                        "send: an order from another app (HTS/MTS)?", payload={"odno": key})
-            self.reconciler.check_soon()   # the book is about to disagree with KIS: show it at once
+            self.reconciler.foreign_notice(key, n)
         self.reconciler.tick()
         for hook in self.store.on_loop:
             try:
@@ -355,10 +318,7 @@ class KISBroker(bt.BrokerBase):
 
     def settled(self) -> bool:
         """No work due now (the store's ``idle`` asks; tests wait on it)."""
-        now = self.store.now()
-        return self.reconciler.settled() and not any(
-            lo.state is S.UNKNOWN and lo.next_lookup is not None and lo.next_lookup <= now
-            for lo in self.book.orders.values())
+        return self.reconciler.settled()
 
     def _on_notice(self, ev: NoticeReceived) -> None:
         self.book.on_notice(ev.notice, ev.received)
@@ -390,35 +350,9 @@ class KISBroker(bt.BrokerBase):
                     stop("reconciliation mismatch: " + description)
 
     # ------------------------------------------------------------------ restart
-    def _rebuilt_order(self, intent: Intent, size: int) -> bt.Order:
-        data = self._datas.get(intent.code)
-        cls = bt.BuyOrder if intent.side == BUY else bt.SellOrder
-        # simulated=True: the feed has no bar yet before the first one, and backtrader would read it
-        order = cls(owner=None, data=data, size=size, price=intent.price or None, simulated=True,
-                    exectype=bt.Order.Limit if intent.price else bt.Order.Market)
-        order.addcomminfo(self.comminfo_for(intent.code))
-        order.addinfo(recovered=True, odno=int(intent.odno) if intent.odno else None)
-        return order
-
     def adopt_rebuilt_orders(self, owner) -> list[bt.Order]:
         """Hand the orders rebuilt at start to the strategy (called once it exists)."""
-        out = []
-        for lo in self._rebuilt:
-            if lo.final:
-                continue
-            if lo.order.data is None:
-                self.alert("orphan_order", f"open order {lo.describe()}: no data feed for {lo.code}; tracked, "
-                                           "not handed to the strategy")
-                continue
-            if lo.side == BUY and not lo.price:
-                lo.reserve = float(self.session_band(lo.order.data).upper)
-            lo.order.owner = owner
-            self.lifecycle.announce(lo)
-            self.journal.log("adopted", f"{lo.describe()} handed to the strategy as ref {lo.order.ref}",
-                             intent_id=lo.intent_id)
-            out.append(lo.order)
-        self._rebuilt = []
-        return out
+        return self.recovery.hand_over(owner)
 
 
 KISStore.BrokerCls = KISBroker

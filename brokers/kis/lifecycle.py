@@ -99,8 +99,13 @@ AT_KIS_STATES = frozenset({S.ACCEPTED, S.PARTIAL, S.CANCELLING, S.REVISING})
 """States of an order KIS numbered and that may still fill."""
 NOT_SENT_STATES = frozenset({S.NEW, S.ARMED, S.QUEUED})
 
+def _submitted(order: bt.Order, broker: Any) -> None:
+    # (bt's Order.submit also reads len(data), which a rebuilt order of a code without a feed lacks)
+    order.status, order.broker = bt.Order.Submitted, broker
+
+
 _BT_SET: dict[int, Callable[[bt.Order, Any], None]] = {
-    bt.Order.Submitted: lambda o, b: o.submit(b),
+    bt.Order.Submitted: _submitted,
     bt.Order.Accepted: lambda o, b: o.accept(b),
     bt.Order.Partial: lambda o, b: o.partial(),
     bt.Order.Completed: lambda o, b: o.completed(),

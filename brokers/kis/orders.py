@@ -39,7 +39,8 @@ from brokers.kis.journal import FillRow, NoticeRow
 from brokers.kis.lifecycle import AT_KIS_STATES, Lifecycle, LiveOrder, OrderState as S
 from market.acceptance import (band_refusal, buying_power_refusal, order_session, quantity_refusal,
                                reserve_price, sellable_refusal, tick_refusal, window_bounds)
-from market.calendar import KST
+from market.calendar import KST, krx_calendar
+from market.limits import PriceBand, price_band
 from market.ticks import round_to_tick
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,43 @@ class Ledger:
 
     def shares(self) -> dict[str, int]:
         return {c: int(p.size) for c, p in self.positions.items() if p.size}
+
+    def load(self, snapshot) -> None:
+        """Start from what KIS holds (``account.AccountSnapshot``)."""
+        for code, row in snapshot.positions.iterrows():
+            if int(row["shares"]):
+                self.positions[code] = Position(size=int(row["shares"]), price=float(row["avg_price"]))
+                self.last_price[code] = float(row["price"])
+        self.cash = float(snapshot.cash)
+
+
+class SessionBands:
+    """The price band of the session an order placed now would work in.
+
+    During the day: today's band as KIS reports it (``inquire-price``: ``stck_mxpr``/``stck_llam``),
+    read once per code and day (REST is scarce). After the close (a daily strategy deciding on the
+    day's bar) the order waits for the next session, whose base price is today's close: that band
+    is computed with KRX's rule (``market.limits``)."""
+
+    def __init__(self, store, settings: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self._today: dict[tuple[str, Any], PriceBand] = {}
+        self._next: dict[tuple[str, Any], PriceBand] = {}
+
+    def band(self, data, market) -> PriceBand:
+        now = self.store.now().astimezone(KST)
+        code, day = data._name, now.date()
+        if order_session(now, self.settings.order_window) == day:
+            if (code, day) not in self._today:
+                q = self.store.quote(code)
+                self._today[(code, day)] = PriceBand(base=int(q.base_price), lower=int(q.lower_limit),
+                                                     upper=int(q.upper_limit))
+            return self._today[(code, day)]
+        if (code, day) not in self._next:
+            base = float(data.close[0]) if len(data) else float(self.store.quote(code).price)
+            self._next[(code, day)] = price_band(int(round(base)), krx_calendar().next_trading_day(day), market)
+        return self._next[(code, day)]
 
 
 class Refused(Exception):
@@ -109,9 +147,13 @@ class OrderBook:
         return None
 
     # ------------------------------------------------------------------ entry
-    def submit(self, order: bt.Order, band, day, market, *, price_rounding: str, trigger: float | None) -> LiveOrder:
+    def submit(self, order: bt.Order, band, day, market, *, price_rounding: str) -> LiveOrder:
         """Checks, then an intent: QUEUED (or ARMED for a stop held here). Raises ``Refused``."""
         code, side = order.data._name, (BUY if order.isbuy() else SELL)
+        trigger = None
+        if order.exectype in (bt.Order.Stop, bt.Order.StopLimit):   # stops are held here (see stops.py)
+            trigger = float(round_to_tick(float(order.created.price), day, market, "up" if side == BUY else "down"))
+            order.created.price = order.price = trigger
         qty = abs(order.created.size)
         refusal = quantity_refusal(qty)
         if refusal:
@@ -156,15 +198,29 @@ class OrderBook:
         self.add(lo)
         return lo
 
-    def revise(self, old: LiveOrder, new_order: bt.Order, qty: int, price: int) -> LiveOrder:
-        """A revision: its own intent (journaled before any POST), QUEUED; ``old`` becomes REVISING."""
-        lo = LiveOrder(new_order, "", "revise", old.code, old.side, qty, price, LIMIT_DVSN if price else MARKET_DVSN,
-                       old.session_day, reserve=float(price or old.reserve) if old.side == BUY else 0.0, replaces=old)
+    def revise(self, old: LiveOrder, price: float | None, size: int | None, band, market) -> bt.Order | None:
+        """A revision of ``old``'s unfilled rest: its own intent (journaled before any POST), QUEUED;
+        ``old`` becomes REVISING. Returns the backtrader order that carries on, or None when ``old``
+        cannot be revised now (not working at KIS, a cancel or revise already under way)."""
+        if old.state not in (S.ACCEPTED, S.PARTIAL) or old.cancel_wanted:
+            return None
+        qty = int(size) if size is not None else old.remaining
+        if not 0 < qty <= old.remaining:
+            raise ValueError(f"revised size must be 1..{old.remaining} (the unfilled rest), got {size}")
+        p = int(round_to_tick(price, old.session_day, market, "down" if old.side == BUY else "up")) if price else old.price
+        if p and not band.contains(p):
+            raise ValueError(f"revised price {p:,} is outside the band {band.lower:,}–{band.upper:,}")
+        cls = bt.BuyOrder if old.side == BUY else bt.SellOrder
+        new_order = cls(owner=old.order.owner, data=old.order.data, size=qty, price=p or None,
+                        exectype=bt.Order.Limit if p else bt.Order.Market)
+        new_order.addinfo(replaces=old.order.ref)
+        lo = LiveOrder(new_order, "", "revise", old.code, old.side, qty, p, LIMIT_DVSN if p else MARKET_DVSN,
+                       old.session_day, reserve=float(p or old.reserve) if old.side == BUY else 0.0, replaces=old)
         self.lifecycle.open(lo, S.QUEUED)
         self.add(lo)
         old.revision = lo
-        self.lifecycle.transition(old, S.REVISING, f"revise to {qty} @ {price or 'market'} queued")
-        return lo
+        self.lifecycle.transition(old, S.REVISING, f"revise to {qty} @ {p or 'market'} queued")
+        return new_order
 
     def cancel(self, lo: LiveOrder) -> None:
         if lo.final or lo.cancel_wanted:
@@ -304,6 +360,7 @@ class OrderBook:
         if lo is None:
             return
         lo.pending = "cancel" if req.kind == "cancel" else "new"
+        lo.unknown_since = self.store.now()
         self.lifecycle.transition(lo, S.UNKNOWN, f"{req.kind} POST without a clear answer ({ev.error}); "
                                                  "looking it up at KIS, never re-sent")
         self.alert("order_unknown", f"{lo.describe()}: KIS did not answer the {req.kind} clearly; {lo.side} orders "

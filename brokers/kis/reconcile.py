@@ -95,14 +95,17 @@ class Reconciler:
         self._stage: str | None = None          # account check: balance -> settle -> recheck
         self._first_diffs: list[str] = []
         self._last_check = time.monotonic()
-        self._last_orders_check = time.monotonic()
         self._closed: set[date] = set()
         self._alerted: set[Any] = set()
         book.look_up = self.look_up
 
     # ------------------------------------------------------------------ scheduling
     def settled(self) -> bool:
-        return not self._outstanding and self._stage is None
+        """No look-up running or due now, no check under way."""
+        now = self.store.now()
+        return not self._outstanding and self._stage is None and not any(
+            lo.state is S.UNKNOWN and lo.next_lookup is not None and lo.next_lookup <= now
+            for lo in self.book.orders.values())
 
     def look_up(self, lo: LiveOrder, why: str) -> None:
         """Ask KIS about one order: by its number, or (un-numbered) by its code that day."""
@@ -138,9 +141,6 @@ class Reconciler:
                 self.look_up(lo, "outcome still unknown")
         self._close(now)
         mono = time.monotonic()
-        if mono - self._last_orders_check >= self.p.reconcile_every_s:
-            self._last_orders_check = mono
-            self.read_day("check")
         if self._stage is None:
             in_flight = any(lo.state in (S.SENDING, S.UNKNOWN) for lo in self.book.orders.values())
             if (self.check_due and mono - self._last_check >= self.p.reconcile_debounce_s and not in_flight) \
@@ -157,7 +157,7 @@ class Reconciler:
         self._done(ev.serial)
         req = ev.request
         purpose = req.purpose if isinstance(req, ReadRequest) else req
-        if purpose in ("check", "recheck", "settle"):
+        if purpose in ("check", "recheck", "settle", "balance"):
             self._stage = None
             self._last_check = time.monotonic()
             self.alert("check_failed", f"reconciliation could not read KIS ({purpose}): {ev.error}")
@@ -168,24 +168,25 @@ class Reconciler:
     def on_orders_read(self, ev: OrdersRead) -> None:
         self._done(ev.request.serial)
         req = ev.request
-        rows = ev.rows
-        self._resolve_unnumbered(ev)
-        for row in rows:
-            if row.cancelled or not row.odno.strip().isdigit():
-                continue
-            lo = self.book.by_odno.get(int(row.odno))
-            if lo is not None and lo.odno == int(row.odno):
-                self.apply_report(lo, row, ev)
-        if not req.code and not req.odno:
-            self._flag_foreign(ev)
-        if req.purpose == "close":
-            self._close_confirmed(req.start, ev)
-        elif req.purpose == "settle" and self._stage == "settle":
-            self._stage = "recheck"
-            self.store.request_balance("recheck")
-        for lo in self.book.orders.values():   # what is still unknown is asked again later
-            if lo.state is S.UNKNOWN and lo.next_lookup is None and not self._covers_pending(lo):
-                self._schedule_again(lo)
+        try:
+            self._resolve_unnumbered(ev)
+            for row in ev.rows:
+                if row.cancelled or not row.odno.strip().isdigit():
+                    continue
+                lo = self.book.by_odno.get(int(row.odno))
+                if lo is not None and lo.odno == int(row.odno):
+                    self.apply_report(lo, row, ev)
+            if not req.code and not req.odno:
+                self._flag_foreign(ev)
+            if req.purpose == "close":
+                self._close_confirmed(req.start, ev)
+        finally:
+            if req.purpose == "settle" and self._stage == "settle":
+                self._stage = "recheck"
+                self.store.request_balance("recheck")
+            for lo in self.book.orders.values():   # what is still unknown is asked again later
+                if lo.state is S.UNKNOWN and lo.next_lookup is None and not self._covers_pending(lo):
+                    self._schedule_again(lo)
 
     def _covers_pending(self, lo: LiveOrder) -> bool:
         key = ("odno", lo.session_day, lo.odno) if lo.odno is not None else ("code", lo.session_day, lo.code)
@@ -223,16 +224,19 @@ class Reconciler:
                                                   f"({', '.join(r.odno for r in found)}); not guessing — resolve by hand",
                                payload={"candidates": [r.odno for r in found]})
             elif lo.state is S.UNKNOWN and self._gave_time(lo, ev.asked_at):
+                since = lo.unknown_since or lo.sent_at or ev.asked_at
                 self.lifecycle.transition(lo, S.NOT_PLACED, f"KIS shows no such order in a read made "
-                                                            f"{(ev.asked_at - lo.unknown_since).total_seconds():.0f} s "
-                                                            "after its outcome became unknown")
+                                                            f"{(ev.asked_at - since).total_seconds():.0f} s after its "
+                                                            "outcome became unknown")
                 self.book._end_revision(lo)
 
     def _gave_time(self, lo: LiveOrder, asked_at: datetime) -> bool:
+        """Has KIS had time to show ``lo``? (``unknown_order_timeout_s`` of exchange time, or the close.)"""
         since = lo.unknown_since or lo.sent_at
         if since is None:
             return True
-        return asked_at >= since + timedelta(seconds=self.p.unknown_order_timeout_s) or asked_at >= session_close(lo.session_day)
+        return (asked_at >= since + timedelta(seconds=self.p.unknown_order_timeout_s)
+                or asked_at >= session_close(lo.session_day))
 
     def apply_report(self, lo: LiveOrder, row: DailyOrder, ev: OrdersRead, *, in_balance: bool = False) -> None:
         """The one routine: bring ``lo`` in line with what KIS's row says about it."""
@@ -273,6 +277,15 @@ class Reconciler:
             self.alert("foreign_order", f"order {int(row.odno)} ({row.side} {row.qty} {row.code}, {row.filled_qty} filled, "
                                         f"{row.remaining_qty} open) at KIS was not placed by this trader",
                        payload={"odno": int(row.odno)})
+
+    def foreign_notice(self, odno: int, n) -> None:
+        """A notice no order of ours claimed in time: another app's order (HTS/MTS)."""
+        key = ("foreign", odno)
+        if key not in self._alerted:
+            self._alerted.add(key)
+            self.alert("foreign_order", f"notice for order {odno} ({n.side} {n.code}) that this trader did not send: "
+                                        "an order from another app (HTS/MTS)?", payload={"odno": odno})
+        self.check_soon()   # the book is about to disagree with KIS: show it at once
 
     # ------------------------------------------------------------------ the close
     def _close(self, now: datetime) -> None:

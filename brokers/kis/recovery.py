@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import backtrader as bt
 
@@ -40,18 +40,21 @@ CONSISTENT_READ_ATTEMPTS = 5
 
 
 class Recovery:
-    def __init__(self, store, book, lifecycle, reconciler, *, make_order: Callable[[Intent, int], bt.Order],
-                 alert: Callable[..., None]) -> None:
+    def __init__(self, store, book, lifecycle, reconciler, *, datas: dict[str, Any], comminfo: Callable[[str], Any],
+                 band: Callable[[Any], Any], alert: Callable[..., None]) -> None:
         self.store = store
         self.journal = store.journal
         self.book = book
         self.lifecycle = lifecycle
         self.reconciler = reconciler
-        self.make_order = make_order
+        self.datas = datas
+        self.comminfo = comminfo
+        self.band = band
         self.alert = alert
+        self.rebuilt: list[LiveOrder] = []
 
-    def run(self) -> tuple[AccountSnapshot, list[LiveOrder]]:
-        """The balance the book starts from, and the open orders to hand to the strategy."""
+    def run(self) -> AccountSnapshot:
+        """The balance the book starts from; the open orders wait in ``rebuilt`` for ``hand_over``."""
         today = self.store.today()
         with self.lifecycle.muted():
             los = self._restore(self.journal.open_intents())
@@ -77,7 +80,38 @@ class Recovery:
         if los:
             self.journal.log("recovered", f"{len(los)} open intent(s) from the journal: {len(rebuilt)} still open "
                                           f"({', '.join(lo.describe() for lo in rebuilt) or 'none'})")
-        return snapshot, rebuilt
+        self.rebuilt = rebuilt
+        return snapshot
+
+    def make_order(self, intent: Intent, size: int) -> bt.Order:
+        """A backtrader order standing for a rebuilt intent: its unfilled rest, no owner until handed over."""
+        cls = bt.BuyOrder if intent.side == "buy" else bt.SellOrder
+        # simulated=True: the feed has no bar yet before the first one, and backtrader would read it
+        order = cls(owner=None, data=self.datas.get(intent.code), size=size, price=intent.price or None,
+                    simulated=True, exectype=bt.Order.Limit if intent.price else bt.Order.Market)
+        order.addcomminfo(self.comminfo(intent.code))
+        order.addinfo(recovered=True, odno=int(intent.odno) if intent.odno else None)
+        return order
+
+    def hand_over(self, owner) -> list[bt.Order]:
+        """Give the strategy the orders still open after the restart (once, when it exists)."""
+        out = []
+        for lo in self.rebuilt:
+            if lo.final:
+                continue
+            if lo.order.data is None:
+                self.alert("orphan_order", f"open order {lo.describe()}: no data feed for {lo.code}; tracked, "
+                                           "not handed to the strategy")
+                continue
+            if lo.side == "buy" and not lo.price:
+                lo.reserve = float(self.band(lo.order.data).upper)
+            lo.order.owner = owner
+            self.lifecycle.announce(lo)
+            self.journal.log("adopted", f"{lo.describe()} handed to the strategy as ref {lo.order.ref}",
+                             intent_id=lo.intent_id)
+            out.append(lo.order)
+        self.rebuilt = []
+        return out
 
     def _restore(self, intents: list[Intent]) -> list[LiveOrder]:
         los: dict[str, LiveOrder] = {}

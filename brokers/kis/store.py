@@ -120,6 +120,8 @@ class KISStore:
         # progress counters (the monitor shows them; tests wait on them instead of sleeping)
         self._progress = threading.Condition()
         self.pings = 0             # PINGPONG frames seen: everything sent before one has arrived
+        self.turn_pings = 0        # ``pings`` when the current broker turn began: that turn saw everything before
+        self.done_pings = 0        # ... and of the last turn completed (a settled trader: done_pings > ping sent)
         self.loops = 0             # broker.next() turns completed
         self.reconnects = 0        # WebSocket sessions re-established (and resubscribed)
         self.on_loop: list[Callable[[], None]] = []   # run on cerebro's thread at the end of each broker turn
@@ -240,6 +242,7 @@ class KISStore:
         with self._progress:
             self.pings += 1
             self._progress.notify_all()
+        self._wake()   # a turn after the ping proves everything sent before it was applied (monitor, tests)
 
     # ------------------------------------------------------------------ cerebro's loop
     def has_input(self) -> bool:
@@ -251,13 +254,19 @@ class KISStore:
         if timeout <= 0 or self._waited_loop == self.loops:
             return
         self._waited_loop = self.loops
+        pings = self.pings
         with self._input:
-            self._input.wait_for(lambda: self.has_input() or self._halted.is_set(), timeout)
+            self._input.wait_for(lambda: self.has_input() or self._halted.is_set() or self.pings != pings, timeout)
+
+    def begin_turn(self) -> None:
+        """Called by the broker when a ``next()`` begins."""
+        self.turn_pings = self.pings
 
     def mark_loop(self) -> None:
         """Called by the broker at the end of each ``next()``."""
         with self._progress:
             self.loops += 1
+            self.done_pings = self.turn_pings
             self._progress.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:

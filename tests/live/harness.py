@@ -7,8 +7,8 @@ on sleeps — until the trader has received and applied everything the emulator 
 
 1. a PINGPONG barrier: the emulator pings every session; frames are ordered on the socket, so once
    the trader has echoed the ping, every tick and notice sent before it has arrived;
-2. the store is idle (no tick, notice or reply waiting, no request on its way) and the broker has
-   turned twice since;
+2. a broker turn that began after the echo has completed (it drained all of it) and the store is
+   idle (no tick, notice or reply waiting, no request on its way, no look-up due);
 3. repeat until a round brings nothing new (a reply can cause notices, notices can cause orders).
 """
 
@@ -96,13 +96,10 @@ class Trader:
             self.emu.ping_websockets(wait_echo=WAIT)
             assert store.wait_for(lambda: store.pings > pings or not self.thread.is_alive(), WAIT), \
                 "the trader never echoed the PINGPONG barrier"
-            assert store.wait_for(lambda: store.idle() or not self.thread.is_alive(), WAIT), \
-                "the trader did not drain its queues"
-            loops = store.loops
-            assert store.wait_for(lambda: store.loops >= loops + 2 or not self.thread.is_alive(), WAIT), \
-                "the broker stopped turning"
-            after = len(self.journal.events())
-            if store.idle() and after == before:
+            # a broker turn that began after the echo has applied everything sent before the ping
+            assert store.wait_for(lambda: (store.done_pings > pings and store.idle()) or not self.thread.is_alive(),
+                                  WAIT), "the trader did not drain its queues"
+            if len(self.journal.events()) == before:
                 return
         raise AssertionError("the trader kept busy for too many rounds")
 

@@ -57,10 +57,10 @@ class TraderProc:
         for _ in range(30):
             pings = self.last.get("pings", 0)
             emu.ping_websockets(wait_echo=WAIT)
-            st = self.read(lambda s: s.get("pings", 0) > pings and s["idle"], "the ping barrier")
-            loops, events = st["loops"], st["journal_events"]
-            st = self.read(lambda s: s["loops"] >= loops + 2, "two more turns")
-            if st["idle"] and st["journal_events"] == events:
+            events = self.last.get("journal_events")
+            # a broker turn that began after the echo has applied everything sent before the ping
+            st = self.read(lambda s: s["done_pings"] > pings and s["idle"], "the ping barrier")
+            if st["journal_events"] == events:
                 return st
         raise AssertionError("the trader never settled")
 
