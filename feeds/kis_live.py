@@ -133,8 +133,10 @@ class KISData(bt.feed.DataBase):
         return True
 
     def haslivedata(self) -> bool:
-        """Input is waiting (for any feed or the broker): cerebro then does not block (``do_qcheck``)."""
-        return bool(self._pending) or self.store.has_input()
+        """Input is waiting for this feed or for the broker (cerebro asks every feed, so together they
+        cover all input): cerebro then does not block this turn (``do_qcheck``)."""
+        return bool(self._pending) or (self._ticks is not None and not self._ticks.empty()) \
+            or not self.store.inbox.empty()
 
     def __init__(self, **kwargs) -> None:
         super().__init__()

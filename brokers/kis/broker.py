@@ -260,6 +260,7 @@ class KISBroker(bt.BrokerBase):
             self.book.submit(order, band, day, market, price_rounding=self.p.price_rounding)
         except Refused as exc:
             return self._reject(order, str(exc))
+        self.book.pump()   # a free worker sends it now, not at the next turn
         return order
 
     def _reject(self, order: bt.Order, reason: str) -> bt.Order:
@@ -277,6 +278,7 @@ class KISBroker(bt.BrokerBase):
         lo = self.book.orders.get(order.ref)
         if lo is not None:
             self.book.cancel(lo)
+            self.book.pump()
 
     def revise(self, order: bt.Order, price: float | None = None, size: int | None = None) -> bt.Order | None:
         """Change price (and optionally reduce size) of a working order: KIS answers with a new order
@@ -287,6 +289,7 @@ class KISBroker(bt.BrokerBase):
         new = self.book.revise(lo, price, size, self.session_band(order.data), self.market_of(order.data))
         if new is not None:
             new.addcomminfo(self.getcommissioninfo(order.data))
+            self.book.pump()
         return new
 
     # ------------------------------------------------------------------ the event loop (cerebro's thread)

@@ -310,13 +310,19 @@ class Journal:
         return Intent(**row)
 
     def record(self, intent_id: str, changes: dict[str, Any], *, fill: FillRow | None = None,
-               notice: NoticeRow | None = None) -> bool:
-        """One transaction: the intent's new state/fields, and the fill booked and the notice seen
-        with it. False (and nothing written) when ``notice`` or ``fill`` was already recorded."""
+               notice: NoticeRow | None = None, event: tuple[str, str] | None = None) -> bool:
+        """One transaction: the intent's new state/fields, the fill booked and the notice seen with
+        it, and an ``(kind, message)`` event for the log. False (and nothing written) when ``notice``
+        or ``fill`` was already recorded."""
         scope = self._scope()
-        changes = dict(changes, updated_at=self._now())
+        now = self._now()
+        changes = dict(changes, updated_at=now)
         try:
             with self._lock, self.engine.begin() as conn:
+                if event is not None:
+                    conn.execute(insert(events).values(**scope.row(), ts=now, kind=event[0], intent_id=intent_id,
+                                                       odno=notice.odno if notice else None, message=event[1],
+                                                       payload="{}"))
                 if notice is not None:
                     conn.execute(insert(fill_notices).values(
                         **scope.row(), notice_key=notice.key, intent_id=intent_id, odno=notice.odno, ts=notice.ts,

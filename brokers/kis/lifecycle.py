@@ -252,7 +252,8 @@ class Lifecycle:
         self._apply(lo, to, reason, executed=False)
 
     def transition(self, lo: LiveOrder, to: OrderState, reason: str = "", *, fill: FillRow | None = None,
-                   notice: NoticeRow | None = None, quiet: bool = False, **fields: Any) -> None:
+                   notice: NoticeRow | None = None, event: tuple[str, str] | None = None, quiet: bool = False,
+                   **fields: Any) -> None:
         """Move ``lo`` to ``to``: journal it (with ``fill``/``notice`` in the same transaction) and
         notify the strategy when its backtrader status changes or shares were executed (``quiet``:
         a restart rebuilding what the strategy will be handed afterwards)."""
@@ -271,7 +272,7 @@ class Lifecycle:
                 changes[key] = value
             else:
                 raise ValueError(f"transition() does not journal {key!r}")
-        if not self.journal.record(lo.intent_id, changes, fill=fill, notice=notice):
+        if not self.journal.record(lo.intent_id, changes, fill=fill, notice=notice, event=event):
             log.warning("journal already had this fill/notice for %s: %s", lo.describe(), fill or notice)
         self._apply(lo, to, reason, executed=fill is not None, quiet=quiet)
 

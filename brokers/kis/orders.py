@@ -262,8 +262,7 @@ class OrderBook:
             request = self._request(lo, end)
             if request is None:
                 continue
-            self.lifecycle.transition(lo, S.SENDING, sent_at=now)
-            self.journal.log("request", f"{lo.kind} {lo.describe()}", intent_id=lo.intent_id)
+            self.lifecycle.transition(lo, S.SENDING, sent_at=now, event=("request", f"{lo.kind} {lo.describe()}"))
             self.store.post(request)
             free -= 1
 
@@ -397,10 +396,11 @@ class OrderBook:
 
     # ------------------------------------------------------------------ notices
     def on_notice(self, n, received: float | None = None) -> None:
-        self.journal.log("notice", _describe_notice(n), odno=str(n.odno),
-                         payload={"kind": n.kind, "fill": n.is_fill, "refused": n.refused, "qty": n.qty,
-                                  "price": n.price, "acpt": n.acpt, "orig": n.orig_odno})
         key = int(n.odno)
+        if not (n.is_fill and key in self.by_odno):   # a fill of a known order is journaled with its booking
+            self.journal.log("notice", _describe_notice(n), odno=str(n.odno),
+                             payload={"kind": n.kind, "fill": n.is_fill, "refused": n.refused, "qty": n.qty,
+                                      "price": n.price, "acpt": n.acpt, "orig": n.orig_odno})
         lo = self.by_odno.get(key)
         if lo is None and n.kind == "cancel" and n.orig_odno:
             lo = self.by_odno.get(int(n.orig_odno))
@@ -472,12 +472,13 @@ class OrderBook:
         lo.noticed_qty += int(n.qty)
         lo.noticed_value += int(n.qty) * float(n.price)
         notice = NoticeRow(key, str(n.odno), n.time, int(n.qty), float(n.price))
-        if not self.book_fills(lo, n.time, "notice", notice=notice) and lo.noticed_qty < lo.read_qty:
+        if not self.book_fills(lo, n.time, "notice", notice=notice, event=("notice", _describe_notice(n))) \
+                and lo.noticed_qty < lo.read_qty:
             self.look_up(lo, "a fill notice KIS's last read may not cover")
 
     # ------------------------------------------------------------------ fills: the one rule
     def book_fills(self, lo: LiveOrder, when: datetime, source: str, *, notice: NoticeRow | None = None,
-                   in_balance: bool = False) -> bool:
+                   event: tuple[str, str] | None = None, in_balance: bool = False) -> bool:
         """Book up to the larger of the notices' running total and KIS's read total. Returns whether
         anything was booked. ``in_balance``: the account snapshot the book started from already holds
         these shares (restart): journal them, do not move positions or cash again."""
@@ -488,7 +489,7 @@ class OrderBook:
         qty = target_qty - lo.booked_qty
         if qty <= 0:
             if notice is not None:
-                self.journal.record(lo.intent_id, {}, notice=notice)
+                self.journal.record(lo.intent_id, {}, notice=notice, event=event)
             return False
         if target_qty > lo.qty:
             self.alert("overfill", f"{lo.describe()}: KIS counts {target_qty} sh filled", payload={"odno": lo.odno})
@@ -524,7 +525,7 @@ class OrderBook:
             to = S.PARTIAL
         else:
             to = lo.state      # PARTIAL, CANCELLING, REVISING, UNKNOWN (a cancel's), or a late fill after the end
-        self.lifecycle.transition(lo, to, fill=fill, notice=notice, quiet=in_balance)
+        self.lifecycle.transition(lo, to, fill=fill, notice=notice, event=event, quiet=in_balance)
         if source != "notice":
             self.recovered_fills += 1
         log.info("fill %s %s %d @ %s (order %s, %s)", lo.side, lo.code, qty, f"{price:,.0f}", lo.odno, source)
