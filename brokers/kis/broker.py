@@ -29,7 +29,7 @@ from backtrader.position import Position
 from brokers.kis.account import LocalBook
 from brokers.kis.events import (BalanceRead, ConnectionChanged, NoticeReceived, OrdersRead, PostAmbiguous,
                                 PostNotSent, PostPlaced, PostRefused, ReadFailed, Reconnected)
-from brokers.kis.lifecycle import Lifecycle, LiveOrder, OrderState as S
+from brokers.kis.lifecycle import Lifecycle, LiveOrder
 from brokers.kis.orders import BUY, Ledger, OrderBook, Refused, SessionBands
 from brokers.kis.reconcile import Reconciler
 from brokers.kis.recovery import Recovery

@@ -133,7 +133,3 @@ class Reconnected:
     """The WebSocket is back and resubscribed: notices may have been missed meanwhile."""
 
     at: float = field(default=0.0)
-
-
-BrokerEvent = (PostPlaced | PostRefused | PostAmbiguous | PostNotSent | OrdersRead | BalanceRead | ReadFailed
-               | NoticeReceived | ConnectionChanged | Reconnected)

@@ -95,9 +95,6 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
 
 FINAL_STATES = frozenset({S.FILLED, S.CANCELLED, S.REPLACED, S.EXPIRED, S.REJECTED, S.NOT_PLACED})
 OPEN_STATES = frozenset(TRANSITIONS) - FINAL_STATES - {S.NEW}
-AT_KIS_STATES = frozenset({S.ACCEPTED, S.PARTIAL, S.CANCELLING, S.REVISING})
-"""States of an order KIS numbered and that may still fill."""
-NOT_SENT_STATES = frozenset({S.NEW, S.ARMED, S.QUEUED})
 
 def _submitted(order: bt.Order, broker: Any) -> None:
     # (bt's Order.submit also reads len(data), which a rebuilt order of a code without a feed lacks)

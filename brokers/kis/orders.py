@@ -36,7 +36,7 @@ from backtrader.position import Position
 
 from brokers.kis.events import PostAmbiguous, PostNotSent, PostPlaced, PostRefused, PostRequest
 from brokers.kis.journal import FillRow, NoticeRow
-from brokers.kis.lifecycle import AT_KIS_STATES, Lifecycle, LiveOrder, OrderState as S
+from brokers.kis.lifecycle import Lifecycle, LiveOrder, OrderState as S
 from market.acceptance import (band_refusal, buying_power_refusal, order_session, quantity_refusal,
                                reserve_price, sellable_refusal, tick_refusal, window_bounds)
 from market.calendar import KST, krx_calendar
@@ -533,8 +533,6 @@ class OrderBook:
                   commission=commission, tax=tax, time=when)
         return True
 
-    def at_kis(self) -> list[LiveOrder]:
-        return [lo for lo in self.orders.values() if lo.state in AT_KIS_STATES or (lo.odno is not None and not lo.final)]
 
 
 def _describe_notice(n) -> str:

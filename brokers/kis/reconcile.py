@@ -96,6 +96,7 @@ class Reconciler:
         self._first_diffs: list[str] = []
         self._last_check = time.monotonic()
         self._closed: set[date] = set()
+        self._last_close_read = float("-inf")
         self._alerted: set[Any] = set()
         book.look_up = self.look_up
 
@@ -309,7 +310,9 @@ class Reconciler:
                     (lo.state is S.UNKNOWN and lo.odno is not None):
                 self.lifecycle.transition(lo, S.EXPIRED, f"DAY order unfilled at the close of {lo.session_day}; "
                                                          "KIS cancels it overnight")
-        if ("day", day, "close") not in self._outstanding:
+        mono = time.monotonic()
+        if ("day", day, "close") not in self._outstanding and mono - self._last_close_read >= self.p.reconcile_debounce_s:
+            self._last_close_read = mono    # (again while something is still open, but not in a tight loop)
             self.read_day("close", day)
 
     def _close_confirmed(self, day: date, ev: OrdersRead) -> None:

@@ -205,7 +205,6 @@ def test_identical_order_from_another_app_just_before_is_not_claimed(emu_factory
 # ---------------------------------------------------------------- 6. stale intents of another day / environment
 def test_stale_intents_of_another_day_and_environment_claim_nothing(emu_factory, tmp_path):
     from brokers.kis.journal import Journal, JournalScope
-    from harness import emulator_config  # noqa: F401
 
     emu = emu_factory()
     creds = emu.credentials("paper")
