@@ -40,6 +40,7 @@ class Chaos(TargetStrategy):
 
     def _report(self, store) -> None:
         line = {"loops": store.loops, "pings": store.pings, "done_pings": store.done_pings, "idle": store.idle(),
+                "now": store.now().isoformat(),
                 "reconnects": store.reconnects, "journal_events": store.journal.event_count(),
                 "posts": store._posts_out, "reads": store._reads_out, "input": store.has_input(),
                 "settled": self.broker.settled()}

@@ -108,8 +108,10 @@ class Trader:
             pings = self.last.get("pings", 0)
             emu.ping_websockets(wait_echo=WAIT)
             events = self.last.get("journal_events")
-            # a broker turn that began after the echo has applied everything sent before the ping
-            st = self.read(lambda s: s["done_pings"] > pings and s["idle"], "the ping barrier")
+            target = emu.now().isoformat()
+            # a turn that began after the echo has applied everything sent before the ping, on a clock
+            # (the emulator's, cached a few ms by the trader) that has reached this step
+            st = self.read(lambda s: s["done_pings"] > pings and s["idle"] and s["now"] >= target, "the ping barrier")
             if st["journal_events"] == events:
                 return st
         raise RuntimeError("the trader never settled")

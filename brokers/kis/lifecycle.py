@@ -81,8 +81,10 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     S.ACCEPTED: frozenset({S.PARTIAL, S.FILLED, S.CANCELLING, S.REVISING, S.CANCELLED, S.EXPIRED, S.REJECTED,
                            S.UNKNOWN}),
     S.PARTIAL: frozenset({S.PARTIAL, S.FILLED, S.CANCELLING, S.REVISING, S.CANCELLED, S.EXPIRED, S.UNKNOWN}),
-    S.CANCELLING: frozenset({S.CANCELLING, S.CANCELLED, S.FILLED, S.ACCEPTED, S.PARTIAL, S.UNKNOWN, S.EXPIRED}),
-    S.REVISING: frozenset({S.REVISING, S.REPLACED, S.FILLED, S.ACCEPTED, S.PARTIAL, S.CANCELLED, S.EXPIRED}),
+    S.CANCELLING: frozenset({S.CANCELLING, S.CANCELLED, S.FILLED, S.ACCEPTED, S.PARTIAL, S.UNKNOWN, S.EXPIRED,
+                             S.REJECTED}),
+    S.REVISING: frozenset({S.REVISING, S.REPLACED, S.FILLED, S.ACCEPTED, S.PARTIAL, S.CANCELLED, S.EXPIRED,
+                           S.REJECTED}),
     # final states: only a late fill (a fill that happened before the end and is reported after it)
     S.FILLED: frozenset({S.FILLED}),     # (an overfill KIS reports: booked, with an alert)
     S.CANCELLED: frozenset({S.CANCELLED}),
@@ -153,7 +155,7 @@ class LiveOrder:
     read_value: float = 0.0
     notice_keys: set[str] = field(default_factory=set)
     unknown_since: datetime | None = None  # exchange time the outcome became unknown
-    next_lookup: datetime | None = None    # exchange time of the next look-up of an UNKNOWN outcome
+    next_lookup: datetime | None = None    # exchange time of its next look-up (an unknown outcome, a cancel)
     lookups: int = 0
     _state: OrderState = OrderState.NEW
 
@@ -264,7 +266,12 @@ class Lifecycle:
             if key == "odno":
                 lo.odno = int(value)
                 changes["odno"] = str(value)
-            elif key in ("branch", "ord_time", "sent_at", "qty"):
+            elif key == "qty":   # a revision sent for less: the rest shrank while it waited to be sent
+                lo.qty = int(value)
+                signed = lo.qty if lo.side == "buy" else -lo.qty
+                lo.order.size = lo.order.created.size = lo.order.executed.remsize = signed
+                changes["qty"] = lo.qty
+            elif key in ("branch", "ord_time", "sent_at"):
                 setattr(lo, key, value)
                 changes[key] = value
             else:

@@ -28,7 +28,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import backtrader as bt
@@ -46,6 +46,8 @@ from market.ticks import round_to_tick
 log = logging.getLogger(__name__)
 
 BUY, SELL = "buy", "sell"
+CANCEL_CONFIRM_S = 5
+"""Exchange seconds after a cancel's reply before the order is looked up, if no notice ended it."""
 MARKET_DVSN, LIMIT_DVSN = "01", "00"
 
 
@@ -262,7 +264,9 @@ class OrderBook:
             request = self._request(lo, end)
             if request is None:
                 continue
-            self.lifecycle.transition(lo, S.SENDING, sent_at=now, event=("request", f"{lo.kind} {lo.describe()}"))
+            sized = {"qty": request.qty} if request.qty != lo.qty else {}
+            self.lifecycle.transition(lo, S.SENDING, sent_at=now, event=("request", f"{lo.kind} {lo.describe()}"),
+                                      **sized)
             self.store.post(request)
             free -= 1
 
@@ -306,6 +310,8 @@ class OrderBook:
         if req.kind == "cancel":
             lo.cancel_odno = int(reply.odno)
             self.by_odno[lo.cancel_odno] = lo
+            # its acknowledgement notice normally ends it; if none comes, KIS's row will
+            lo.next_lookup = self.store.now() + timedelta(seconds=CANCEL_CONFIRM_S)
             self.replay_held(lo.cancel_odno)
             return
         self.adopt(lo, reply.odno, reply.branch, reply.ord_time, "the POST's reply")
@@ -441,7 +447,8 @@ class OrderBook:
 
     def apply_notice(self, lo: LiveOrder, n) -> None:
         if n.refused:
-            if n.kind == "new" and int(n.odno) == lo.odno and lo.state in (S.ACCEPTED, S.UNKNOWN):
+            if n.kind == "new" and int(n.odno) == lo.odno and lo.state in (S.ACCEPTED, S.UNKNOWN, S.CANCELLING,
+                                                                          S.REVISING):
                 self.lifecycle.transition(lo, S.REJECTED, f"the exchange refused the order (notice for {lo.odno})")
             elif lo.state is S.CANCELLING and n.kind == "cancel":
                 lo.cancel_wanted = False

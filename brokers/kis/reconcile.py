@@ -105,8 +105,7 @@ class Reconciler:
         """No look-up running or due now, no check under way."""
         now = self.store.now()
         return not self._outstanding and self._stage is None and not any(
-            lo.state is S.UNKNOWN and lo.next_lookup is not None and lo.next_lookup <= now
-            for lo in self.book.orders.values())
+            not lo.final and lo.next_lookup is not None and lo.next_lookup <= now for lo in self.book.orders.values())
 
     def look_up(self, lo: LiveOrder, why: str) -> None:
         """Ask KIS about one order: by its number, or (un-numbered) by its code that day."""
@@ -137,9 +136,9 @@ class Reconciler:
         """Every broker turn: due look-ups of unknown outcomes, the close, the periodic checks."""
         now = self.store.now()
         for lo in list(self.book.orders.values()):
-            if lo.state is S.UNKNOWN and lo.next_lookup is not None and now >= lo.next_lookup:
+            if not lo.final and lo.next_lookup is not None and now >= lo.next_lookup:
                 lo.next_lookup = None
-                self.look_up(lo, "outcome still unknown")
+                self.look_up(lo, f"{lo.state.value}: time to ask KIS again")
         self._close(now)
         mono = time.monotonic()
         if self._stage is None:
@@ -276,7 +275,8 @@ class Reconciler:
             self._alerted.add(key)
             self.check_due = True
             self.alert("foreign_order", f"order {int(row.odno)} ({row.side} {row.qty} {row.code}, {row.filled_qty} filled, "
-                                        f"{row.remaining_qty} open) at KIS was not placed by this trader",
+                                        f"{row.remaining_qty} open) at KIS was not placed by this trader: an order "
+                                        "from another app (HTS/MTS)?",
                        payload={"odno": int(row.odno)})
 
     def foreign_notice(self, odno: int, n) -> None:

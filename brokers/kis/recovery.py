@@ -57,8 +57,10 @@ class Recovery:
         """The balance the book starts from; the open orders wait in ``rebuilt`` for ``hand_over``."""
         today = self.store.today()
         with self.lifecycle.muted():
-            los = self._restore(self.journal.open_intents())
-            start = min([lo.session_day for lo in los] + [today])
+            # open intents of any day, and today's given-up ones (KIS may still show them: adopted, with an alert)
+            given_up = [i for i in self.journal.intents_in_states(["NOT_PLACED"]) if i.day == today]
+            los = self._restore(self.journal.open_intents() + given_up)
+            start = min([lo.session_day for lo in los if not lo.final] + [today])
             older = self._read(start, today - timedelta(days=1)) if start < today else None
             snapshot, current = self._consistent_pair(today)
             for read in (older, current):

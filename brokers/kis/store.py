@@ -120,8 +120,8 @@ class KISStore:
         # progress counters (the monitor shows them; tests wait on them instead of sleeping)
         self._progress = threading.Condition()
         self.pings = 0             # PINGPONG frames seen: everything sent before one has arrived
-        self.turn_pings = 0        # ``pings`` when the current broker turn began: that turn saw everything before
-        self.done_pings = 0        # ... and of the last turn completed (a settled trader: done_pings > ping sent)
+        self.turn_pings = 0        # ``pings`` when the current turn began: that turn saw everything sent before
+        self.done_pings = 0        # ... of the previous turn, which has completed (its strategy step included)
         self.loops = 0             # broker.next() turns completed
         self.reconnects = 0        # WebSocket sessions re-established (and resubscribed)
         self.on_loop: list[Callable[[], None]] = []   # run on cerebro's thread at the end of each broker turn
@@ -259,14 +259,15 @@ class KISStore:
             self._input.wait_for(lambda: self.has_input() or self._halted.is_set() or self.pings != pings, timeout)
 
     def begin_turn(self) -> None:
-        """Called by the broker when a ``next()`` begins."""
-        self.turn_pings = self.pings
+        """Called by the broker when a ``next()`` begins (a turn = the broker's step and the strategy's)."""
+        with self._progress:
+            self.done_pings, self.turn_pings = self.turn_pings, self.pings
+            self._progress.notify_all()
 
     def mark_loop(self) -> None:
         """Called by the broker at the end of each ``next()``."""
         with self._progress:
             self.loops += 1
-            self.done_pings = self.turn_pings
             self._progress.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:

@@ -58,9 +58,12 @@ class TraderProc:
             pings = self.last.get("pings", 0)
             emu.ping_websockets(wait_echo=WAIT)
             events = self.last.get("journal_events")
-            # a broker turn that began after the echo has applied everything sent before the ping
-            st = self.read(lambda s: s["done_pings"] > pings and s["idle"], "the ping barrier")
-            if st["journal_events"] == events:
+            target = emu.now().isoformat()
+            # a turn that began after the echo has applied everything sent before the ping, and the trader's
+            # clock (the emulator's, cached a few ms) has reached the step: bars due by the clock are out too
+            st = self.read(lambda s: s["done_pings"] > pings and s["idle"] and s["now"] >= target, "the ping barrier")
+            st = self.read(lambda s: True, "one more turn")
+            if st["idle"] and st["journal_events"] == events:
                 return st
         raise AssertionError("the trader never settled")
 

@@ -48,7 +48,7 @@ def main() -> int:
 
     def mark_and_report() -> None:
         mark()
-        status = {"loops": store.loops, "pings": store.pings, "idle": store.idle(), "reconnects": store.reconnects, "done_pings": store.done_pings,
+        status = {"loops": store.loops, "pings": store.pings, "idle": store.idle(), "reconnects": store.reconnects, "done_pings": store.done_pings, "now": store.now().isoformat(),
                   "position": {c: int(p.size) for c, p in broker.positions.items() if p.size},
                   "open": sorted(int(lo.odno or 0) for lo in broker.open_live_orders()),
                   "journal_events": journal.event_count()}
