@@ -289,10 +289,9 @@ def run_one(seed: int, workdir: Path, demo=None) -> RunResult:
                 trader.settle(emu)
         emu.faults.clear()
         final = schedule(end_day)
-        emu.advance_to(final.close + timedelta(minutes=2))   # DAY orders expire, the close is confirmed
-        trader.settle(emu)
-        emu.advance_to(final.close + timedelta(minutes=3))
-        trader.settle(emu)
+        for after in (2, 3):                                 # DAY orders expire, the close is confirmed
+            emu.advance_to(max(emu.now(), final.close + timedelta(minutes=after)))
+            trader.settle(emu)
         trader.interrupt()   # (its exit code also reflects the report, which is not under test here)
         trader = None
         compare(emu, workdir, res, [DAY, NEXT] if two_days else [DAY])
