@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from configs.errors import InputError
+
 log = logging.getLogger("krx.alerts")
 
 KINDS = ("fill", "rejection", "reconcile_mismatch", "kill_switch", "disconnect", "error")
@@ -197,18 +199,18 @@ def router_from_config(cfg, secrets: Iterable[str] = (), environ: dict[str, str]
     if cfg.telegram_bot_token_env and cfg.telegram_chat_id:
         token = env.get(cfg.telegram_bot_token_env)
         if not token:
-            raise ValueError(f"monitor.alerts.telegram_bot_token_env: environment variable "
+            raise InputError(f"monitor.alerts.telegram_bot_token_env: environment variable "
                              f"{cfg.telegram_bot_token_env} is not set")
         sinks.append(TelegramSink(token, cfg.telegram_chat_id, base_url=cfg.telegram_api_url))
     if cfg.slack_webhook_env:
         url = env.get(cfg.slack_webhook_env)
         if not url:
-            raise ValueError(f"monitor.alerts.slack_webhook_env: environment variable {cfg.slack_webhook_env} is not set")
+            raise InputError(f"monitor.alerts.slack_webhook_env: environment variable {cfg.slack_webhook_env} is not set")
         sinks.append(SlackSink(url))
     if cfg.webhook_url_env:
         url = env.get(cfg.webhook_url_env)
         if not url:
-            raise ValueError(f"monitor.alerts.webhook_url_env: environment variable {cfg.webhook_url_env} is not set")
+            raise InputError(f"monitor.alerts.webhook_url_env: environment variable {cfg.webhook_url_env} is not set")
         sinks.append(WebhookSink(url))
     return AlertRouter(sinks, kinds=cfg.kinds, max_per_minute=cfg.max_per_minute, secrets=secrets)
 

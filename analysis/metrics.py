@@ -146,6 +146,10 @@ def total_return(values: pd.Series, initial: float | None = None) -> float:
     return float(values.iloc[-1]) / base - 1.0
 
 
+MIN_CAGR_YEARS = 7 / 365.25
+"""Below a week, CAGR is reported as n/a: +1 % in ten minutes is not a +10^200 % year."""
+
+
 def cagr(values: pd.Series, initial: float | None = None) -> float:
     """Compound annual growth over the calendar time from the first to the last bar."""
     if len(values) < 2:
@@ -156,7 +160,12 @@ def cagr(values: pd.Series, initial: float | None = None) -> float:
         return math.nan
     if growth <= 0:
         return -1.0   # everything lost: the annual rate is −100 %, not a complex number
-    return growth ** (1.0 / years) - 1.0
+    if years < MIN_CAGR_YEARS:
+        return math.nan   # a session of minutes compounded to a year is noise (and overflows a float)
+    try:
+        return growth ** (1.0 / years) - 1.0
+    except OverflowError:
+        return math.nan
 
 
 def per_bar_rate(annual_pct: float, periods_per_year: float) -> float:

@@ -35,6 +35,7 @@ from analysis.formatting import fmt_ref
 from analysis.metrics import KST, to_kst_index
 from analysis.record import (EVENT_COLUMNS, ORDER_COLUMNS, PROGRESS_COLUMNS, TRADE_COLUMNS,
                              RunRecord)
+from configs.errors import InputError
 
 FORMAT_NAME = "krx-trader run"
 FORMAT_VERSION = 1
@@ -263,15 +264,30 @@ def _restore_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_record(out_dir: str | Path) -> RunRecord:
-    """Rebuild the ``RunRecord`` of a run folder written by ``analysis.report.write_report``."""
+    """Rebuild the ``RunRecord`` of a run folder written by ``analysis.report.write_report``.
+
+    A folder whose files were edited or truncated is an ``InputError`` naming it, not a traceback."""
     d = Path(out_dir)
+    try:
+        return _load_record(d)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{d}: the run folder's files are damaged or were edited ({type(exc).__name__}: "
+                         f"{first}); re-run the backtest to write it again") from None
+
+
+def _load_record(d: Path) -> RunRecord:
     meta_path = d / RUN_JSON
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{d} is not a run folder: {RUN_JSON} is missing "
-                                "(write one with analysis.report.write_report)")
+        raise InputError(f"{d} is not a run folder: {RUN_JSON} is missing "
+                         "(write one with analysis.report.write_report)")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: expected a JSON object")
     if meta.get("format") != FORMAT_NAME or int(meta.get("version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{meta_path}: unsupported run folder format {meta.get('format')!r} "
+        raise InputError(f"{meta_path}: unsupported run folder format {meta.get('format')!r} "
                          f"version {meta.get('version')!r} (this code reads version {FORMAT_VERSION})")
 
     eq = _read_csv(d / EQUITY_CSV)

@@ -11,8 +11,9 @@ SYNTHETIC demo bars, in this one process:
   Trade Target updater, the checker and the ``RunRecorder``.
 
 The script checks that both produced the same fills (date, code, size, price), then prints
-bars/second for each and the ratio (goal: framework <= 1.2x the plain time), and the framework's
-time for 30, 100 and 300 codes. Each figure is the best of ``--repeat`` runs.
+bars/second for each and the ratio (goal: framework <= 1.1x the plain time), and the framework's
+time for 30, 100 and 300 codes. Each figure is the best of ``--repeat`` runs, the variants taking
+turns so that load from other processes hits all of them alike.
 
     python bench/backtest.py [--years 3] [--repeat 3] [--scale 30,100,300]
 """
@@ -20,6 +21,7 @@ time for 30, 100 and 300 codes. Each figure is the best of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from datetime import date
@@ -151,6 +153,17 @@ def best(fn, repeat: int):
     return min(r[0] for r in runs), runs[0][1]
 
 
+def interleaved(fns, repeat: int):
+    """Best time of each variant, the variants taking turns (plain, precomputed, framework, plain...):
+    on a shared machine a burst of load then hits every variant alike instead of one of them."""
+    results = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            gc.collect()
+            results[i].append(fn())
+    return [(min(r[0] for r in runs), runs[0][1]) for runs in results]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--years", type=int, default=3)
@@ -164,9 +177,9 @@ def main() -> int:
     t = time.perf_counter()
     prepared = {c: add_indicators(f, FrameworkCross.indicators) for c, f in market.bars.items()}
     t_ind = time.perf_counter() - t
-    t_plain, fills_plain = best(lambda: run_plain(market), args.repeat)
-    t_pre, fills_pre = best(lambda: run_plain_precomputed(prepared), args.repeat)
-    t_fw, fills_fw = best(lambda: run_framework(market, prepared), args.repeat)
+    (t_plain, fills_plain), (t_pre, fills_pre), (t_fw, fills_fw) = interleaved(
+        [lambda: run_plain(market), lambda: run_plain_precomputed(prepared),
+         lambda: run_framework(market, prepared)], args.repeat)
 
     same = sorted(fills_plain) == sorted(fills_fw) == sorted(fills_pre)
     print(f"data: SYNTHETIC demo market, {args.codes} codes x {args.years} years = {total:,} bars; "
@@ -179,7 +192,7 @@ def main() -> int:
     print(f"framework / plain with bt.indicators: {t_fw / t_plain:.2f}x time")
     ratio = t_fw / t_pre
     print(f"framework / plain with the same precomputed lines: {ratio:.2f}x time "
-          f"(goal <= 1.20x) -> {'OK' if ratio <= 1.2 else 'ABOVE GOAL'}")
+          f"(goal <= 1.10x) -> {'OK' if ratio <= 1.1 else 'ABOVE GOAL'}")
 
     print("\ngrowth with the universe (framework, same years):")
     print(f"{'codes':>6} {'bars':>10} {'seconds':>8} {'bars/s':>10} {'s per 1k bars':>14}")

@@ -61,6 +61,7 @@ class KRXCommInfo(bt.CommInfoBase):
         self.cost_model: CostModel = self.p.cost_model or CostModel()
         self.market = Market(self.p.market)
         self.data = None  # set by KRXBroker.attach; the feed whose bar date is the trade date
+        self._recent: dict[tuple, tuple[int, int]] = {}
 
     def trade_date(self) -> date:
         if self.data is None or not len(self.data):
@@ -68,9 +69,19 @@ class KRXCommInfo(bt.CommInfoBase):
         return self.data.datetime.date(0)
 
     def breakdown(self, size: float, price: float, trade_date: date) -> tuple[int, int]:
-        """(commission, tax) of one fill; ``size`` < 0 is a sale."""
-        value = abs(size) * price
-        return self.cost_model.costs(value, size < 0, trade_date, self.market)
+        """(commission, tax) of one fill; ``size`` < 0 is a sale.
+
+        Remembered for the last few fills: the broker charges a fill and the recorder itemises the
+        same fill right after, and the Decimal arithmetic is the costly part of a fill.
+        """
+        key = (size, price, trade_date)
+        hit = self._recent.get(key)
+        if hit is None:
+            if len(self._recent) > 64:
+                self._recent.clear()
+            value = abs(size) * price
+            hit = self._recent[key] = self.cost_model.costs(value, size < 0, trade_date, self.market)
+        return hit
 
     def _getcommission(self, size, price, pseudoexec):
         commission, tax = self.breakdown(size, price, self.trade_date())
@@ -114,6 +125,9 @@ class KRXBroker(bt.brokers.BackBroker):
         self._reserved: dict[int, float] = {}       # order ref -> price per share reserved (buys)
         self._seen_len: dict[int, int] = {}         # order ref -> len(data) at the last match try
         self._slip_data: bt.AbstractDataBase | None = None
+        self._next_session: dict[int, date] = {}    # bar date (ordinal) -> next trading day
+        self._band_of: dict[bt.AbstractDataBase, tuple[float, PriceBand]] = {}  # feed -> (bar time, band)
+        self._bands: dict[tuple[int, date, Market], PriceBand] = {}             # price_band() results
 
     # ------------------------------------------------------------------ set-up
     def add_code(self, data: bt.AbstractDataBase, market: Market | str) -> KRXCommInfo:
@@ -138,17 +152,41 @@ class KRXBroker(bt.brokers.BackBroker):
         Daily bars are complete at the close, so an order placed on them works in the next
         session; intraday orders work in the current one.
         """
-        today = data.datetime.date(0)
-        return krx_calendar().next_trading_day(today) if self._is_daily(data) else today
+        if not self._is_daily(data):
+            return data.datetime.date(0)
+        day = int(data.lines.datetime[0])          # the bar's date as a proleptic ordinal
+        nxt = self._next_session.get(day)
+        if nxt is None:
+            nxt = self._next_session[day] = krx_calendar().next_trading_day(date.fromordinal(day))
+        return nxt
 
     def session_band(self, data: bt.AbstractDataBase) -> PriceBand:
-        """The price band of the working session (base = the last close before it)."""
+        """The price band of the working session (base = the last close before it).
+
+        Kept per feed for its current bar: the strategy's band check, the reservation of a market
+        buy and the limit check of the same order all ask for it.
+        """
+        key = data.lines.datetime[0]
+        cached = self._band_of.get(data)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        band = self._session_band(data)
+        self._band_of[data] = (key, band)
+        return band
+
+    def _session_band(self, data: bt.AbstractDataBase) -> PriceBand:
         session = self.working_session(data)
         if self._is_daily(data):
             base = data.close[0]
         else:
             base = self._previous_session_close(data)
-        return price_band(max(1, int(round(base))), session, self.market_of(data))
+        key = (max(1, int(round(base))), session, self.market_of(data))
+        band = self._bands.get(key)
+        if band is None:                      # bands repeat: the same base price on the same day
+            if len(self._bands) > 4096:
+                self._bands.clear()
+            band = self._bands[key] = price_band(*key)
+        return band
 
     @staticmethod
     def _previous_session_close(data: bt.AbstractDataBase) -> float:
@@ -251,7 +289,9 @@ class KRXBroker(bt.brokers.BackBroker):
             return  # no new bar for this code since the last try (halt) or since creation
         self._seen_len[order.ref] = n
         session = self._session_of.get(order.ref)
-        if session is not None and data.datetime.date(0) != session:
+        # backtrader's date numbers are proleptic ordinals plus the time of day: comparing whole days
+        # as integers spares a datetime conversion on every matching try
+        if session is not None and int(data.lines.datetime[0]) != session.toordinal():
             return  # the order's session has no bar for this code (halted that day)
         self._slip_data = data  # backtrader's _slip_up/_slip_down do not receive the order
         super()._try_exec(order)
@@ -304,7 +344,7 @@ class KRXBroker(bt.brokers.BackBroker):
 
         (cerebro only records a master datetime in its event-driven loop, not in runonce mode.)
         """
-        latest = max(d.lines.datetime[0] for d in self.cerebro.datas if len(d))
+        latest = max([d.lines.datetime[0] for d in self.cerebro.datas if len(d)])
         return bt.num2date(latest).date()
 
     def next(self) -> None:

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from configs.files import shown
 from configs.schema import (ConfigError, DataConfig, StrictModel, format_validation_error, read_yaml,
-                            resolve_data_paths)
+                            resolve_data_paths, resolve_path)
 
 
 class ClockConfig(StrictModel):
@@ -115,10 +116,35 @@ class WsConfig(StrictModel):
                                                          "instead of approval_key (old mojito)")
 
 
+class MessageOverride(StrictModel):
+    code: str = Field(..., pattern=r"^[0-9A-Z]{8}$", description="msg_cd, 8 characters")
+    text: str = Field(..., min_length=1, description="msg1")
+
+
 class RestConfig(StrictModel):
     strict_string_values: bool = Field(True, description="POST values must be JSON strings (OPSQ2001 otherwise)")
     pad_msg1: bool = Field(False, description="right-pad msg1 with spaces to 80 characters like some captures")
     hold_timeout_s: float = Field(30.0, gt=0, description="how long a 'timeout' fault holds a request open")
+    business_codes: Literal["real_host", "third_party"] = Field(
+        "real_host", description="real-env codes where sources disagree (protocol.REAL_BUSINESS_CODES): real_host "
+                                 "= APBK0506/APBK0918/APBK0400 as real-host logs show, third_party = the codes of "
+                                 "third-party captures and clients (40030000/APBK0919/EMU00002)")
+    message_overrides: dict[str, MessageOverride] = Field(
+        default_factory=dict, description="per-reason real-env (msg_cd, msg1), e.g. {tick_error: {code, text}}")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies are refused with 400")
+    balance_by_stock: bool = Field(
+        False, description="accept inquire-balance INQR_DVSN=02 (종목별) as KIS did before its 2026-02-10 notice; "
+                           "default: OPSQ2001 as today (python-kis #81)")
+
+    @field_validator("message_overrides")
+    @classmethod
+    def _known_reasons(cls, v: dict[str, MessageOverride]) -> dict[str, MessageOverride]:
+        from brokers.kis.protocol import MESSAGES
+
+        unknown = sorted(set(v) - set(MESSAGES))
+        if unknown:
+            raise ValueError(f"unknown message keys {unknown}; known: {sorted(MESSAGES)}")
+        return v
 
 
 class PortsConfig(StrictModel):
@@ -129,6 +155,15 @@ class PortsConfig(StrictModel):
     ws_real: int = Field(0, ge=0, le=65535)
     ws_paper: int = Field(0, ge=0, le=65535)
     admin: int = Field(0, ge=0, le=65535)
+
+
+class MasterFilesConfig(StrictModel):
+    """KIS-format stock master files (``kospi_code.mst.zip`` …) built from the reference data and served
+    on every REST port under ``path`` (KIS serves them from its download host, ``/common/master``)."""
+
+    enabled: bool = True
+    path: str = Field("/common/master", pattern=r"^(/[A-Za-z0-9_.-]+)+$",
+                      description="URL path the zips are served under, e.g. /common/master")
 
 
 def _default_real() -> EnvConfig:
@@ -155,7 +190,13 @@ class EmulatorConfig(StrictModel):
     ws: WsConfig = Field(default_factory=WsConfig)
     rest: RestConfig = Field(default_factory=RestConfig)
     ports: PortsConfig = Field(default_factory=PortsConfig)
+    master_files: MasterFilesConfig = Field(default_factory=MasterFilesConfig)
     log_requests: bool = True
+    reference_file: Path | None = Field(
+        None, description="per-code reference data (reference.json, format in the emulator README); default: "
+                          "data.path/reference.json when it exists, else generated from the bars")
+    admin_token: str | None = Field(None, min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
+                                    description="token of the admin endpoint (default: random, printed in the banner)")
 
     @model_validator(mode="after")
     def _accounts_differ(self) -> "EmulatorConfig":
@@ -179,15 +220,20 @@ def parse_emulator_config(raw: Any, source: str = "<emulator config>", base: Pat
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     if base is not None:
-        cfg = cfg.model_copy(update={"data": resolve_data_paths(cfg.data, base)})
+        cfg = cfg.model_copy(update={"data": resolve_data_paths(cfg.data, base),
+                                     "reference_file": resolve_path(cfg.reference_file, base)})
     return cfg
 
 
 def load_emulator_config(path: str | Path) -> EmulatorConfig:
     raw, base = read_yaml(path)
-    return parse_emulator_config(raw, str(path), base=base)
+    if raw is None:     # an empty file is a mistake, not a wish for every default (write `env: paper`)
+        raise ConfigError(f"{shown(path)}: the emulator config is empty; write at least 'env: paper' "
+                          "(see configs/emulator.yaml)")
+    return parse_emulator_config(raw, shown(path), base=base)
 
 
-__all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MatchingConfig",
+__all__ = ["AccountConfig", "ClockConfig", "EmulatorConfig", "EnvConfig", "HoldingConfig", "MasterFilesConfig",
+           "MatchingConfig", "MessageOverride",
            "PortsConfig", "RateLimitConfig", "RestConfig", "TokenConfig", "WsConfig", "load_emulator_config",
            "parse_emulator_config", "date"]

@@ -20,18 +20,20 @@ import pandas as pd
 from analysis.record import RunRecord
 from analysis.recorders import RunRecorder, events_frame
 from brokers.sim import make_broker
+from configs.errors import InputError
 from configs.schema import AppConfig
 from feeds.history import MarketData, load_market_data, make_feed
 from risk.limits import RiskLimits
 from risk.sizing import sizer_from_config, sizer_indicators
 from strategies.base import TargetStrategy
 from strategies.examples import EXAMPLES
+from strategies.params import validate_params
 from strategies.targets import TargetBook, load_targets
 
 ProgressFn = Callable[[str, int, int], None]   # (stage, done, total)
 
 
-class StrategyLoadError(ValueError):
+class StrategyLoadError(InputError):
     """``strategy.name`` does not name a usable strategy class."""
 
 
@@ -53,12 +55,10 @@ def resolve_strategy(name: str) -> type[TargetStrategy]:
     return cls
 
 
-def _check_params(cls: type[bt.Strategy], params: dict[str, Any]) -> None:
-    known = set(cls.params._getkeys())
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise StrategyLoadError(f"strategy.params: unknown key(s) {unknown} for {cls.__name__}; "
-                                f"allowed: {sorted(known - {'targets', 'limits', 'check_after_bars'})}")
+def check_strategy_params(cfg: AppConfig, cls: type[bt.Strategy]) -> dict[str, Any]:
+    """``strategy.params`` typed and range-checked against ``cls`` before any data is loaded, in every
+    mode (``strategies/params.py``); the error names the config file, the parameter and the value."""
+    return validate_params(cls, cfg.strategy.params, source=f"{cfg.source}: strategy.params")
 
 
 @dataclass
@@ -83,7 +83,7 @@ def load_inputs(cfg: AppConfig, progress: ProgressFn | None = None
                 ) -> tuple[type[TargetStrategy], TargetBook | None, MarketData]:
     """Strategy class, targets and bars for a config (the slow, I/O part of a run)."""
     cls = resolve_strategy(cfg.strategy.name)
-    _check_params(cls, cfg.strategy.params)
+    check_strategy_params(cfg, cls)
     targets = load_targets(cfg.strategy.targets) if cfg.strategy.targets else None
     data_cfg = cfg.data
     if targets is not None and data_cfg.universe is None and data_cfg.source != "demo":
@@ -91,7 +91,7 @@ def load_inputs(cfg: AppConfig, progress: ProgressFn | None = None
     cb = (lambda code, done, total: progress("loading", done, total)) if progress else None
     market = load_market_data(data_cfg, extra_indicators=required_indicators(cfg, cls), progress=cb)
     if not market.bars:
-        raise ValueError("no bars loaded: check data.universe, data.start and data.end")
+        raise InputError("no bars loaded: check data.universe, data.start and data.end")
     return cls, targets, market
 
 

@@ -26,8 +26,9 @@ from brokers.kis.broker import KISBroker
 from brokers.kis.journal import Journal, JournalScope
 from brokers.kis.protocol import Env
 from brokers.kis.store import KISStore
+from configs.errors import InputError
 from configs.schema import AppConfig
-from engine.backtest import required_indicators, resolve_strategy, _check_params
+from engine.backtest import check_strategy_params, required_indicators, resolve_strategy
 from feeds.history import read_markets_file
 from feeds.kis_live import KISData  # noqa: F401 - registers the live feed with KISStore
 from market.calendar import KST
@@ -41,7 +42,7 @@ from strategies.targets import TargetBook, load_targets
 log = logging.getLogger("krx.engine.live")
 
 
-class LiveNotConfirmed(ValueError):
+class LiveNotConfirmed(InputError):
     """A live (실전) run without the explicit confirmation."""
 
 
@@ -105,7 +106,7 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     """A ready-to-run paper/live session. Tests pass the emulator's client pieces and clock."""
     mode = cfg.broker.mode
     if mode not in ("paper", "live"):
-        raise ValueError(f"broker.mode is {mode!r}; a KIS session needs 'paper' or 'live'")
+        raise InputError(f"broker.mode is {mode!r}; a KIS session needs 'paper' or 'live'")
     if mode == "live" and not confirm_live:
         raise LiveNotConfirmed("broker.mode is 'live' (real money, 실전): rerun with --confirm-live to trade live")
     env = Env.PAPER if mode == "paper" else Env.REAL
@@ -134,15 +135,15 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
                                 account_filter=f"{creds.cano}{creds.product_code}", **clock_kw, **callbacks)
 
     cls = resolve_strategy(cfg.strategy.name)
-    _check_params(cls, cfg.strategy.params)
+    check_strategy_params(cfg, cls)
     targets: TargetBook | None = load_targets(cfg.strategy.targets) if cfg.strategy.targets else None
     codes = list(cfg.data.universe or (targets.codes if targets else []))
     if not codes:
-        raise ValueError("data.universe: a paper/live run needs the codes to trade (or strategy.targets)")
+        raise InputError("data.universe: a paper/live run needs the codes to trade (or strategy.targets)")
     from brokers.kis.protocol import WS_CLIENT_REGISTRATION_BUDGET
 
     if len(codes) + 1 > WS_CLIENT_REGISTRATION_BUDGET:
-        raise ValueError(f"data.universe: {len(codes)} codes need {len(codes) + 1} WebSocket registrations "
+        raise InputError(f"data.universe: {len(codes)} codes need {len(codes) + 1} WebSocket registrations "
                          f"(one per code plus the execution notices); the client keeps to "
                          f"{WS_CLIENT_REGISTRATION_BUDGET} of KIS's 41 per session, so trade at most "
                          f"{WS_CLIENT_REGISTRATION_BUDGET - 1} codes per process")

@@ -19,16 +19,20 @@ reported; a wider gap is still an error, because that is no longer rounding.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from configs.errors import InputError
+from configs.files import read_text, shown
+from feeds.quality import Finding, HaltIntervals, check_bars, first_error, ohlc_violations, order_violation
 from feeds.timeframes import bar_index, infer_timeframe, slice_bars
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,14 @@ CODE_FILE = re.compile(r"^(?=.*[0-9])[0-9A-Z]{6}$")
 PRICE_FIELDS = ("open", "high", "low", "close")
 NUMBER_FIELDS = (*PRICE_FIELDS, "volume")
 TIME_FIELDS = ("date", "datetime")
+MAX_CSV_BYTES = 1 << 30
+MAX_NUMBER = 1e15
+"""Beyond this a value cannot be a price or a volume (and past 9.2e18 it would not even fit int64)."""
+_ALLOWED_BY_KIND = {
+    "magnitude": "prices up to 100,000,000 KRW and volumes up to 100,000,000,000 shares",
+    "session": "dates that are sessions of the XKRX calendar",
+    "spike": "prices inside the session's price band (or a corporate action that persists)",
+}
 MAX_CLAMP_KRW = 5
 """Largest high/low gap (KRW) treated as adjustment rounding rather than bad data."""
 
@@ -48,7 +60,7 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 ProgressFn = Callable[[str, int, int], None]
 
 
-class CSVDataError(ValueError):
+class CSVDataError(InputError):
     """A bar file that cannot be used. ``str(err)`` names file, line, field, value and what is
     allowed; the same facts are attributes for programs."""
 
@@ -81,6 +93,8 @@ class CSVFolder:
     timeframe: str
     clamps: list[Clamp] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+    """The quality guard's findings per code (``feeds.quality``); errors were refused already."""
 
     @property
     def clamp_counts(self) -> dict[str, int]:
@@ -90,7 +104,7 @@ class CSVFolder:
 
 def _fail(path: Path, line: int | None, fld: str | None, value: object, problem: str,
           allowed: str) -> CSVDataError:
-    where = f"{path}" + (f", line {line}" if line is not None else "")
+    where = f"{shown(path)}" + (f", line {line}" if line is not None else "")
     what = f", field '{fld}'" if fld is not None else ""
     val = f": value {value!r}" if value is not None else ":"
     return CSVDataError(f"{where}{what}{val} {problem}; allowed: {allowed}",
@@ -125,16 +139,29 @@ def csv_paths(folder: Path | str, universe: Iterable[str] | None = None) -> dict
     return {c: folder / f"{c}.csv" for c in codes}
 
 
-def _header(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
     try:
-        with path.open("r", encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline()
-    except UnicodeDecodeError as exc:
-        raise CSVDataError(f"{path}: not UTF-8 text ({exc}); allowed: UTF-8 CSV", path=path) from None
+        return read_text(path, "bar file", MAX_CSV_BYTES)
+    except InputError as exc:    # binary, not UTF-8 (CP949 hinted), unreadable: the loader's error type
+        raise CSVDataError(str(exc), path=path) from None
+
+
+def _header(path: Path, text: str) -> list[str]:
+    first = text.split("\n", 1)[0]
     if not first.strip():
         raise _fail(path, None, None, None, "is empty (no header line)",
                     f"a header line with {_REQUIRED_TEXT}, then one row per bar")
     return [c.strip() for c in first.rstrip("\r\n").split(",")]
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Column names pandas accepts (an ignored column may repeat: ``x``, ``x.1``, ...)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for h in header:
+        out.append(h if not seen[h] else f"{h}.{seen[h]}")
+        seen[h] += 1
+    return out
 
 
 def _columns(path: Path, header: list[str]) -> tuple[str, dict[str, str]]:
@@ -188,6 +215,10 @@ def _parse_numbers(path: Path, raw: pd.Series, fld: str) -> np.ndarray:
     if len(frac):
         i = int(frac[0])
         raise _fail(path, i + 2, fld, raw.iloc[i], "is not a whole number", allowed)
+    huge = np.flatnonzero(np.abs(numbers) > MAX_NUMBER)
+    if len(huge):
+        i = int(huge[0])
+        raise _fail(path, i + 2, fld, raw.iloc[i], "is implausibly large", allowed)
     values = numbers.astype(np.int64)
     neg = np.flatnonzero(values < 0) if fld == "volume" else np.flatnonzero(values <= 0)
     if len(neg):
@@ -204,22 +235,34 @@ def read_csv_file(path: Path | str, code: str | None = None,
     The frame has a naive ``DatetimeIndex`` named ``datetime`` and int64 columns
     open, high, low, close, volume. Raises ``CSVDataError`` on the first problem found.
     """
+    frame, clamps, timeframe, _ = read_csv_file_checked(path, code, clamp_adjusted_high)
+    return frame, clamps, timeframe
+
+
+def read_csv_file_checked(path: Path | str, code: str | None = None, clamp_adjusted_high: bool = False,
+                          halts: HaltIntervals = ()) -> tuple[pd.DataFrame, list[Clamp], str, list[Finding]]:
+    """``read_csv_file`` plus the quality guard's findings (``halts``: the code's known halts)."""
     path = Path(path)
     code = code or path.stem
     if not path.is_file():
         raise _fail(path, None, None, None, "does not exist", f"a CODE.csv file with {_REQUIRED_TEXT}")
-    header = _header(path)
+    text = _read_text(path)
+    header = _header(path, text)
     time_field, names = _columns(path, header)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                          encoding="utf-8-sig", usecols=list(names.values()))
+        # every column is read (not usecols): a row with more values than the header — an unquoted
+        # 16,971,946 — is then an error instead of silently becoming 16
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False,
+                          header=0, names=_unique(header), index_col=False)
     except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise CSVDataError(f"{path}" + (f", line {m.group(1)}" if m else "") +
-                           f": malformed row ({exc}); allowed: one value per header column",
+        m = re.search(r"line (\d+), saw (\d+)", str(exc))
+        hint = (f"{m.group(2)} values for {len(header)} columns (a number written with thousands separators? "
+                "write 16971946, not 16,971,946)" if m else f"malformed row ({exc})")
+        raise CSVDataError(f"{shown(path)}" + (f", line {m.group(1)}" if m else "") +
+                           f": {hint}; allowed: one value per header column",
                            path=path, line=int(m.group(1)) if m else None) from None
-    except UnicodeDecodeError as exc:
-        raise CSVDataError(f"{path}: not UTF-8 text ({exc}); allowed: UTF-8 CSV", path=path) from None
+    raw = raw[[_unique(header)[header.index(n)] for n in names.values()]]
+    raw.columns = list(names.values())
     raw = raw.rename(columns={v: k for k, v in names.items()})
     raw = raw.apply(lambda s: s.str.strip())
     blank = (raw == "").all(axis=1).to_numpy()
@@ -234,11 +277,9 @@ def read_csv_file(path: Path | str, code: str | None = None,
         raise _fail(path, int(inner_blank[0]) + 2, None, "", "is an empty line", "one row per bar, no blank lines")
 
     index = _parse_times(path, raw[time_field], time_field)
-    steps = np.diff(index.asi8)
-    bad = np.flatnonzero(steps <= 0)
-    if len(bad):
-        i = int(bad[0]) + 1
-        dup = steps[i - 1] == 0
+    bad_order = order_violation(index)
+    if bad_order is not None:
+        i, dup = bad_order
         raise _fail(path, i + 2, time_field, raw[time_field].iloc[i],
                     ("repeats the previous row's time" if dup else
                      f"is earlier than the previous row's {raw[time_field].iloc[i - 1]!r}"),
@@ -246,19 +287,22 @@ def read_csv_file(path: Path | str, code: str | None = None,
 
     cols = {f: _parse_numbers(path, raw[f], f) for f in NUMBER_FIELDS}
     o, h, lo, c = cols["open"], cols["high"], cols["low"], cols["close"]
-    bad = np.flatnonzero(h < lo)
+    violations = ohlc_violations(o, h, lo, c)
+    bad, _ = violations["high_low"]
     if len(bad):
         i = int(bad[0])
         raise _fail(path, i + 2, "high", raw["high"].iloc[i], f"is below low {raw['low'].iloc[i]!r}",
                     "high >= low")
 
     clamps: list[Clamp] = []
-    for fld, target, gap, cmp_text in (
-            ("high", np.maximum(o, c), np.maximum(o, c) - h, "below max(open, close)"),
-            ("low", np.minimum(o, c), lo - np.minimum(o, c), "above min(open, close)")):
-        wrong = gap > 0
-        if not wrong.any():
+    for fld, target, cmp_text in (("high", np.maximum(o, c), "below max(open, close)"),
+                                  ("low", np.minimum(o, c), "above min(open, close)")):
+        rows_wrong, gaps_wrong = violations[fld]
+        if not len(rows_wrong):
             continue
+        gap = np.zeros(len(h), dtype=np.int64)
+        gap[rows_wrong] = gaps_wrong
+        wrong = gap > 0
         fixable = wrong & (gap <= MAX_CLAMP_KRW) if clamp_adjusted_high else np.zeros_like(wrong)
         unfixable = np.flatnonzero(wrong & ~fixable)
         if len(unfixable):
@@ -276,17 +320,25 @@ def read_csv_file(path: Path | str, code: str | None = None,
 
     frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": cols["volume"]},
                          index=index)
+    findings = check_bars(frame, code, halts)
+    bad = first_error(findings)
+    if bad is not None:
+        raise _fail(path, bad.row + 2 if bad.row is not None else None, bad.field, None, bad.message,
+                    _ALLOWED_BY_KIND.get(bad.kind, "bars KRX can have printed (feeds/quality.py)"))
+    for finding in findings:
+        log.info("%s: %s", shown(path), finding.message)
     try:
         timeframe = infer_timeframe(index, has_time_column=False if time_field == "date" else None)
     except ValueError as exc:
         raise _fail(path, None, time_field, None, f"has an unknown bar size ({exc})",
                     "daily, 5-minute or 1-minute bars") from None
-    return frame, clamps, timeframe
+    return frame, clamps, timeframe, findings
 
 
 def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
                     start: object = None, end: object = None, clamp_adjusted_high: bool = False,
-                    progress: ProgressFn | None = None) -> CSVFolder:
+                    progress: ProgressFn | None = None,
+                    halts: Mapping[str, HaltIntervals] | None = None) -> CSVFolder:
     """Load and validate every requested file; all or nothing.
 
     ``start``/``end`` (dates or datetimes, inclusive; a date ``end`` keeps the whole day) slice
@@ -297,8 +349,10 @@ def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
     bars: dict[str, pd.DataFrame] = {}
     clamps: list[Clamp] = []
     timeframes: dict[str, str] = {}
+    findings: dict[str, list[Finding]] = {}
     for i, (code, path) in enumerate(paths.items(), 1):
-        frame, file_clamps, timeframe = read_csv_file(path, code, clamp_adjusted_high)
+        frame, file_clamps, timeframe, findings[code] = read_csv_file_checked(
+            path, code, clamp_adjusted_high, (halts or {}).get(code, ()))
         timeframes[code] = timeframe
         bars[code] = slice_bars(frame, start, end)
         clamps += file_clamps
@@ -314,7 +368,7 @@ def read_csv_folder(folder: Path | str, universe: Iterable[str] | None = None,
         counts = Counter(c.code for c in clamps)
         log.info("clamped %d high/low value(s) by <= %d KRW in %s: %s", len(clamps), MAX_CLAMP_KRW,
                  folder, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    return CSVFolder(bars=bars, timeframe=kinds[0], clamps=clamps, paths=paths)
+    return CSVFolder(bars=bars, timeframe=kinds[0], clamps=clamps, paths=paths, findings=findings)
 
 
 def load_csv_folder(folder: Path | str, universe: Iterable[str] | None = None, start: object = None,

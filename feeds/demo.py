@@ -34,6 +34,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from configs.errors import InputError
 from configs.schema import DemoDataConfig
 from market.calendar import trading_days
 from market.limits import band_rate_percent
@@ -225,15 +226,70 @@ def _halts(rng: np.random.Generator, n_days: int, n_codes: int) -> list[tuple[in
     return out
 
 
+@dataclass
+class DemoArrays:
+    """The generated market as day × code arrays, before it is cut into per-code frames.
+
+    ``research`` builds its panel straight from these (no per-code frames for 2,500 codes);
+    ``generate_demo_market`` cuts the same arrays into frames, so both see the same bars.
+    Prices and limits are int64; ``active`` is False on halted sessions (no bar).
+    """
+
+    days: list[date]
+    codes: list[str]
+    markets: list[Market]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    active: np.ndarray
+    halt_specs: list[tuple[int, int, int]]
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return (f"{SYNTHETIC_LABEL} [seed {self.seed}, {len(self.codes)} codes, "
+                f"{self.days[0]}..{self.days[-1]}]")
+
+
 def generate_demo_market(cfg: DemoDataConfig | None = None) -> DemoMarket:
     """Generate the synthetic market described by ``cfg`` (defaults: 30 codes, 2021-01-04..2025-12-30).
 
     Same config, same bytes. Raises ValueError when the window holds no KRX trading day.
     """
+    a = generate_demo_arrays(cfg)
+    days, codes, n_codes = a.days, a.codes, len(a.codes)
+    index = bar_index(days)
+    day_arr = np.array(days, dtype=object)
+    bars: dict[str, pd.DataFrame] = {}
+    limit_up: dict[str, list[date]] = {}
+    limit_down: dict[str, list[date]] = {}
+    for i, code in enumerate(codes):
+        rows = a.active[:, i]
+        bars[code] = pd.DataFrame(
+            {"open": a.open[rows, i], "high": a.high[rows, i], "low": a.low[rows, i],
+             "close": a.close[rows, i], "volume": a.volume[rows, i]},
+            index=index[rows])
+        limit_up[code] = list(day_arr[rows & (a.close[:, i] == a.upper[:, i])])
+        limit_down[code] = list(day_arr[rows & (a.close[:, i] == a.lower[:, i])])
+    halts = [Halt(codes[i], days[first], days[first + length - 1], length)
+             for i, first, length in sorted(a.halt_specs, key=lambda h: (h[0], h[1]))]
+    return DemoMarket(
+        bars=bars, markets=dict(zip(codes, a.markets)),
+        names={c: demo_name(i, n_codes) for i, c in enumerate(codes)},
+        halts=halts, limit_up_days=limit_up, limit_down_days=limit_down,
+        seed=a.seed, start=days[0], end=days[-1], label=a.label)
+
+
+def generate_demo_arrays(cfg: DemoDataConfig | None = None) -> DemoArrays:
+    """The demo market of ``cfg`` as day × code arrays (see ``DemoArrays``); same bytes per config."""
     cfg = cfg or DemoDataConfig()
     days = trading_days(cfg.start, cfg.end)
     if not days:
-        raise ValueError(f"demo window {cfg.start}..{cfg.end} contains no KRX trading day")
+        raise InputError(f"demo window {cfg.start}..{cfg.end} contains no KRX trading day")
     n_days, n_codes = len(days), cfg.codes
     rng = np.random.default_rng(cfg.seed)
 
@@ -288,7 +344,7 @@ def generate_demo_market(cfg: DemoDataConfig | None = None) -> DemoMarket:
     returns = np.where(limit_event != 0, limit_event * _LIMIT_EVENT_RETURN, returns)
 
     # --- the day loop: sequential in time, vectorised across codes ------------------------
-    shape = (n_codes, n_days)
+    shape = (n_days, n_codes)       # one contiguous row per day
     o_out = np.empty(shape, np.int64)
     h_out = np.empty(shape, np.int64)
     l_out = np.empty(shape, np.int64)
@@ -324,31 +380,11 @@ def generate_demo_market(cfg: DemoDataConfig | None = None) -> DemoMarket:
         volume = base_volume * np.exp(vol_noise[t]) * (1.0 + 2.5 * realized / sigma)
         volume = np.where(limit_event[t] != 0, volume * 2.0, volume)
 
-        o_out[:, t], h_out[:, t], l_out[:, t], c_out[:, t] = open_, high, low, close
-        v_out[:, t] = np.maximum(np.rint(volume), 1).astype(np.int64)
-        lower_out[:, t], upper_out[:, t] = lower, upper
+        o_out[t], h_out[t], l_out[t], c_out[t] = open_, high, low, close
+        v_out[t] = np.maximum(np.rint(volume), 1).astype(np.int64)
+        lower_out[t], upper_out[t] = lower, upper
         prev = np.where(active[t], close, prev)          # a halted code keeps its last close
 
-    # --- frames and metadata ---------------------------------------------------------------
-    index = bar_index(days)
-    day_arr = np.array(days, dtype=object)
-    bars: dict[str, pd.DataFrame] = {}
-    limit_up: dict[str, list[date]] = {}
-    limit_down: dict[str, list[date]] = {}
-    act = active.T
-    for i, code in enumerate(codes):
-        rows = act[i]
-        bars[code] = pd.DataFrame(
-            {"open": o_out[i, rows], "high": h_out[i, rows], "low": l_out[i, rows],
-             "close": c_out[i, rows], "volume": v_out[i, rows]},
-            index=index[rows])
-        limit_up[code] = list(day_arr[rows & (c_out[i] == upper_out[i])])
-        limit_down[code] = list(day_arr[rows & (c_out[i] == lower_out[i])])
-    halts = [Halt(codes[i], days[first], days[first + length - 1], length)
-             for i, first, length in sorted(halt_specs, key=lambda h: (h[0], h[1]))]
-    return DemoMarket(
-        bars=bars, markets=dict(zip(codes, markets)),
-        names={c: demo_name(i, n_codes) for i, c in enumerate(codes)},
-        halts=halts, limit_up_days=limit_up, limit_down_days=limit_down,
-        seed=cfg.seed, start=days[0], end=days[-1],
-        label=f"{SYNTHETIC_LABEL} [seed {cfg.seed}, {n_codes} codes, {days[0]}..{days[-1]}]")
+    return DemoArrays(days=list(days), codes=codes, markets=markets, open=o_out, high=h_out, low=l_out,
+                      close=c_out, volume=v_out, lower=lower_out, upper=upper_out, active=active,
+                      halt_specs=halt_specs, seed=cfg.seed)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from backtrader.utils import date2num
 
+from configs.errors import InputError
 from configs.schema import DataConfig
 from feeds.csv_folder import csv_paths, read_csv_file
 from feeds.indicators import add_indicators, indicator_columns, parse_indicator_specs
@@ -45,7 +46,7 @@ BASE_LINES = (*OHLCV, "openinterest", "datetime")
 ProgressFn = Callable[[str, int, int], None]
 
 
-class MarketDataError(ValueError):
+class MarketDataError(InputError):
     """Bars cannot be provided as configured (unknown codes, wrong timeframe, empty window...)."""
 
 
@@ -90,7 +91,7 @@ def market_from_text(text: str) -> Market:
         return Market.KOSDAQ
     if t in ("KOSPI", "KONEX", "ETF"):
         return Market(t)
-    raise ValueError(f"unknown market {text!r}; allowed: KOSPI, KOSDAQ (incl. 'KOSDAQ GLOBAL'), KONEX, ETF")
+    raise InputError(f"unknown market {text!r}; allowed: KOSPI, KOSDAQ (incl. 'KOSDAQ GLOBAL'), KONEX, ETF")
 
 
 def read_markets_file(path: Path | str) -> tuple[dict[str, Market], dict[str, str]]:
@@ -156,17 +157,62 @@ def _demo_source(cfg: DataConfig) -> _Source:
         raise MarketDataError(f"data.timeframe {cfg.timeframe!r}: the demo market has daily bars only; "
                               "allowed with source 'demo': daily")
     demo = generate_demo_market(cfg.demo)
-    codes = _select(demo.codes, cfg.universe, f"the demo market (codes {demo.codes[0]}..{demo.codes[-1]})")
+    codes = _universe(cfg, demo.codes, f"the demo market (codes {demo.codes[0]}..{demo.codes[-1]})")
     return _Source(codes, demo.bars.__getitem__, dict(demo.markets), dict(demo.names), demo.label, True)
 
 
 def _markets_for(cfg: DataConfig) -> tuple[dict[str, Market], dict[str, str]]:
-    return read_markets_file(cfg.markets_file) if cfg.markets_file is not None else ({}, {})
+    """Markets and names: the stock master of ``data.cache_url`` when it has one (``run.py data master``),
+    overridden code by code by ``data.markets_file`` when given."""
+    from feeds.master import master_if_present
+
+    markets: dict[str, Market] = {}
+    names: dict[str, str] = {}
+    master = master_if_present(cfg.cache_url)
+    if master is not None:
+        try:
+            markets, names = master.markets(), master.names()
+        finally:
+            master.close()
+    if cfg.markets_file is not None:
+        file_markets, file_names = read_markets_file(cfg.markets_file)
+        markets.update(file_markets)
+        names.update(file_names)
+    return markets, names
+
+
+def _universe(cfg: DataConfig, available: list[str], where: str) -> list[str]:
+    """The codes of a run: ``data.universe`` (every one must be available), or the codes a
+    ``data.universe`` rule selects (those without bars here are left out, with a log line)."""
+    if cfg.universe_rule is None:
+        return _select(available, cfg.universe, where)
+    from feeds.master import master_if_present
+    from feeds.universe import resolve_universe
+
+    master = master_if_present(cfg.cache_url)
+    try:
+        chosen = resolve_universe(cfg.universe_rule, master, cfg.cache_url, cfg.start, cfg.end)
+    finally:
+        if master is not None:
+            master.close()
+    have = set(available)
+    missing = [c for c in chosen if c not in have]
+    if missing:
+        log.warning("universe rule: %d selected code(s) have no bars in %s: %s", len(missing), where,
+                    ", ".join(missing[:20]))
+    codes = [c for c in chosen if c in have]
+    if not codes:
+        raise MarketDataError(f"data.universe rule selects {len(chosen)} code(s), none with bars in {where}")
+    return codes
 
 
 def _csv_source(cfg: DataConfig) -> _Source:
     assert cfg.path is not None  # the schema requires it for source 'csv'
-    paths = csv_paths(cfg.path, cfg.universe)          # raises naming any missing code's file
+    if cfg.universe_rule is not None:
+        everything = csv_paths(cfg.path, None)
+        paths = {c: everything[c] for c in _universe(cfg, list(everything), f"CSV folder {cfg.path}")}
+    else:
+        paths = csv_paths(cfg.path, cfg.universe)          # raises naming any missing code's file
     clamps: dict[str, int] = {}
 
     def load(code: str) -> pd.DataFrame:
@@ -196,7 +242,7 @@ def _cache_source(cfg: DataConfig) -> _Source:
         if not available:
             raise MarketDataError(f"bar cache {shown} has no {cfg.timeframe} bars; import some first "
                                   "(run.py data import --csv DIR)")
-        codes = _select(available, cfg.universe, f"bar cache {shown} ({cfg.timeframe})")
+        codes = _universe(cfg, available, f"bar cache {shown} ({cfg.timeframe})")
         sources = cache.sources(cfg.timeframe)
     except Exception:
         cache.close()
@@ -215,6 +261,15 @@ _SOURCES: dict[str, Callable[[DataConfig], _Source]] = {
     "demo": _demo_source, "csv": _csv_source, "cache": _cache_source,
 }
 
+BarSource = _Source
+"""A source resolved to its codes (in load order), a loader of each code's full history, markets,
+names and a label; ``close()`` releases it. ``research.store`` builds its panels from these."""
+
+
+def open_source(cfg: DataConfig) -> BarSource:
+    """The source ``cfg`` names, resolved (codes selected by ``cfg.universe``, nothing loaded yet)."""
+    return _SOURCES[cfg.source](cfg)
+
 
 def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
                      progress: ProgressFn | None = None) -> MarketData:
@@ -227,7 +282,11 @@ def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
     A code with no bar inside ``cfg.start``..``cfg.end`` is an error when ``cfg.universe`` names
     it, and is dropped (listed in ``MarketData.dropped``) when the universe is "everything".
     """
-    specs = parse_indicator_specs([*cfg.indicators, *extra_indicators])
+    from feeds.fundamentals import FIELDS as FUNDAMENTAL_FIELDS
+
+    wanted = list(dict.fromkeys([*cfg.indicators, *extra_indicators]))
+    fundamental = [w for w in wanted if w in FUNDAMENTAL_FIELDS]
+    specs = parse_indicator_specs([w for w in wanted if w not in FUNDAMENTAL_FIELDS])
     source = _SOURCES[cfg.source](cfg)
     try:
         bars: dict[str, pd.DataFrame] = {}
@@ -253,13 +312,18 @@ def load_market_data(cfg: DataConfig, extra_indicators: Iterable[str] = (),
     if not bars:
         raise MarketDataError(f"no code has bars in {cfg.start or 'start'}..{cfg.end or 'end'} "
                               f"({source.label})")
+    if fundamental:
+        # point in time: each bar sees only the figures published by its day (feeds/fundamentals.py)
+        from feeds.fundamentals import add_fundamentals
+
+        bars = add_fundamentals(bars, cfg.cache_url, fundamental)
     if dropped:
         log.warning("dropped %d code(s) without bars in the window: %s", len(dropped), ", ".join(dropped))
     markets = {c: source.markets.get(c, cfg.default_market) for c in bars}
     names = {c: source.names.get(c, c) for c in bars}
     return MarketData(bars=bars, markets=markets, names=names, label=source.label,
                       synthetic=source.synthetic, timeframe=cfg.timeframe, source=cfg.source,
-                      indicators=indicator_columns(specs), dropped=dropped,
+                      indicators=indicator_columns(specs) + fundamental, dropped=dropped,
                       clamps={c: k for c, k in source.clamps.items() if c in bars})
 
 

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 import ta
 
+from configs.errors import InputError
+
 ALLOWED_FORMS = ("sma_N", "ema_N", "rsi_N", "atr_N", "roc_N", "macd_F_S_G", "bb_N_D", "volsma_N",
                  "high_N", "low_N")
 
@@ -82,8 +84,8 @@ class IndicatorSpec:
         return self.params[0]
 
 
-def _bad(spec: object, why: str) -> ValueError:
-    return ValueError(f"indicator spec {spec!r} {why}; allowed forms: {', '.join(ALLOWED_FORMS)} "
+def _bad(spec: object, why: str) -> InputError:
+    return InputError(f"indicator spec {spec!r} {why}; allowed forms: {', '.join(ALLOWED_FORMS)} "
                       "(N, F, S, G, D positive integers, e.g. sma_20, rsi_14, macd_12_26_9, bb_20_2)")
 
 

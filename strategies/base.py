@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 import backtrader as bt
 
 from risk.limits import RiskLimits
 from risk.sizing import affordable_shares
+from strategies.params import Param
 from strategies.targets import TargetBook, TargetProgress
 
 log = logging.getLogger("krx.strategy")
@@ -58,6 +59,8 @@ class TargetStrategy(bt.Strategy):
         ("limits", None),           # RiskLimits; None = defaults
         ("check_after_bars", 1),    # bars an action has to show its effect
     )
+    #: what each parameter may hold (strategies.params); undeclared ones are typed by their default
+    param_rules: dict[str, Param] = {"check_after_bars": Param(int, ge=1, le=100)}
 
     #: indicator specs (feeds.indicators) the strategy reads; the runner precomputes them
     indicators: tuple[str, ...] = ()
@@ -88,6 +91,10 @@ class TargetStrategy(bt.Strategy):
         self._last_refusal: dict[str, str] = {}
         self._stop_ordered: dict[str, int] = {}   # code -> ref of its stop-loss sale
         self._live_feeds: set[str] = set()
+        self._n_live: int | None = None
+        self._stops_possible: bool | None = None
+        self._feed_order: dict[str, int] = {code: i for i, code in enumerate(self.data_by_code)}
+        self._bars_cycle: tuple[float, int, list] | None = None
 
     def start(self) -> None:
         """Sync with the broker before the first bar, then ``on_start``.
@@ -138,8 +145,9 @@ class TargetStrategy(bt.Strategy):
         In a backtest every bar is tradable; on KIS the history bars before the first live bar only
         warm up indicators and Data2 — orders decided on them would be orders about the past.
         """
-        live = [d for d in self.datas if d.islive()]
-        return bool(live) and len(self._live_feeds) < len(live)
+        if self._n_live is None:      # a feed is live or not for the whole run: count once, not per bar
+            self._n_live = sum(1 for d in self.datas if d.islive())
+        return bool(self._n_live) and len(self._live_feeds) < self._n_live
 
     def next(self) -> None:
         self._start_of_bar()
@@ -240,8 +248,12 @@ class TargetStrategy(bt.Strategy):
             return None
         expected = self._expected_price(data, plimit if exectype == bt.Order.StopLimit else price)
         equity = float(self.broker.getvalue())
-        code_value = self.getposition(data).size * float(data.close[0]) + self.pending_qty(code, True) * expected
-        invested = self._invested_value()
+        # the position and exposure figures only feed limits that are on (RiskLimits ignores them
+        # when its cap is None), so a run without those caps does not add them up for every order
+        limits = self.limits
+        code_value = (self.getposition(data).size * float(data.close[0]) + self.pending_qty(code, True) * expected
+                      if limits.max_position_pct is not None else 0.0)
+        invested = self._invested_value() if limits.max_exposure_pct is not None else 0.0
         left = self.capital_left(code)
         if size is None:
             # the sizer's answer is trimmed to what the limits and the allocation allow; an explicit
@@ -477,13 +489,21 @@ class TargetStrategy(bt.Strategy):
                     self.stop_trading(reason)
         if not self._held:
             return
-        now = self.datetime[0]
-        for code in list(self._held):
+        now = self.lines.datetime[0]
+        stops = self._stops_possible
+        if stops is None:   # a run without any stop-loss still keeps Data2's last prices fresh
+            stops = self._stops_possible = self.limits.stop_loss_pct is not None or any(
+                t.stop_loss_pct is not None for t in self.targets)
+        # feed order, not set order: stop-loss sales get their order refs in the same order in every
+        # process (a set of strings iterates in hash order, which changes with PYTHONHASHSEED)
+        for code in sorted(self._held, key=self._feed_order.__getitem__):
             data = self.data_by_code[code]
-            if data.datetime[0] != now:
+            if data.lines.datetime[0] != now:
                 continue
-            close = float(data.close[0])
+            close = float(data.lines.close[0])
             self.progress.on_price(code, close)
+            if not stops:
+                continue
             target = self.targets.get(code)
             stop = self.limits.stop_price(self.progress.row(code).avg_price,
                                           target.stop_loss_pct if target else None)
@@ -511,12 +531,19 @@ class TargetStrategy(bt.Strategy):
             self._stop_ordered[code] = order.ref
 
     # ------------------------------------------------------------------ utilities for subclasses
-    def codes_with_bars(self) -> Iterable[tuple[str, bt.AbstractDataBase]]:
-        """(code, data) of every feed that has a bar in this cycle."""
-        dt = self.datetime[0]
-        for code, data in self.data_by_code.items():
-            if len(data) and data.datetime[0] == dt:
-                yield code, data
+    def codes_with_bars(self) -> list[tuple[str, bt.AbstractDataBase]]:
+        """(code, data) of every feed that has a bar in this cycle, in feed order.
+
+        Built once per cycle (strategies and screens ask for it several times a bar).
+        """
+        dt = self.lines.datetime[0]
+        cached = self._bars_cycle
+        if cached is not None and cached[0] == dt and cached[1] == len(self):
+            return cached[2]
+        found = [(code, data) for code, data in self.data_by_code.items()
+                 if len(data) and data.lines.datetime[0] == dt]
+        self._bars_cycle = (dt, len(self), found)
+        return found
 
     def now(self) -> datetime:
         return self.datetime.datetime(0)

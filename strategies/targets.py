@@ -22,6 +22,7 @@ Definitions (integer KRW):
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,27 +30,45 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from configs.errors import InputError
+from configs.files import load_yaml, read_text, shown
 
 CODE_PATTERN = r"^[0-9A-Z]{6}$"
+MAX_PRICE_KRW = 100_000_000          # no KRX share has traded near 1억 KRW
+MAX_CAPITAL_KRW = 10**15
+MAX_TARGETS_BYTES = 16 << 20
 
 
 class TradeTarget(BaseModel):
     """One row of Data1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     code: str = Field(..., pattern=CODE_PATTERN, description="6-character KRX code, e.g. 005930")
-    target_buy_price: int = Field(..., gt=0, description="buy at or under this price (KRW)")
+    target_buy_price: int = Field(..., gt=0, le=MAX_PRICE_KRW, description="buy at or under this price (KRW)")
     target_return_pct: float = Field(..., gt=0, le=1000, description="sell when up this many percent")
-    max_capital: int = Field(..., gt=0, description="most KRW this target may tie up")
+    max_capital: int = Field(..., gt=0, le=MAX_CAPITAL_KRW, description="most KRW this target may tie up")
     stop_loss_pct: float | None = Field(None, gt=0, lt=100, description="sell when down this many percent")
-    name: str = ""
+    name: str = Field("", max_length=200)
+
+    @field_validator("target_buy_price", "target_return_pct", "max_capital", "stop_loss_pct", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # CSV cells are text and must be converted, but a YAML `true` must not become 1 KRW
+        if isinstance(value, bool):
+            raise ValueError(f"{str(value).lower()} is a boolean, not a number")
+        if isinstance(value, str) and "," in value:
+            raise ValueError("write the number without thousands separators")
+        return value
 
 
-class TargetFileError(ValueError):
+class TargetFileError(InputError):
     """A targets file that cannot be used; the message names file, row, field and value."""
+
+
+_EXTRA = "\x00extra"   # DictReader's key for values beyond the header
 
 
 def _row_errors(exc: ValidationError, source: str, row: int | str) -> list[str]:
@@ -127,33 +146,48 @@ class TargetBook:
 
 
 def load_targets(path: str | Path) -> TargetBook:
-    """Read Data1 from ``.csv`` (header row) or ``.yaml``/``.yml`` (a list, or ``{targets: [...]}``)."""
+    """Read Data1 from ``.csv`` (header row) or ``.yaml``/``.yml`` (a list, or ``{targets: [...]}``).
+    Every problem is one ``TargetFileError`` naming the file (and row, field and value)."""
+    try:
+        return _load_targets(path)
+    except TargetFileError:
+        raise
+    except InputError as exc:   # unreadable file, not UTF-8, bad YAML: same message, the targets' type
+        raise TargetFileError(str(exc)) from None
+
+
+def _load_targets(path: str | Path) -> TargetBook:
     path = Path(path)
-    if not path.is_file():
-        raise TargetFileError(f"{path}: targets file not found")
+    name = shown(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        text = read_text(path, "targets file", MAX_TARGETS_BYTES)
+        try:
+            reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA)
             if not reader.fieldnames:
-                raise TargetFileError(f"{path}: empty file (expected a header row)")
+                raise TargetFileError(f"{name}: empty file (expected a header row)")
             missing = [c for c in ("code", "target_buy_price", "target_return_pct", "max_capital")
                        if c not in reader.fieldnames]
             if missing:
-                raise TargetFileError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
-            records = [dict(r) for r in reader]
-        return TargetBook.from_records(records, str(path), first_row=2)  # line 1 is the header
+                raise TargetFileError(f"{name}: missing column(s) {missing}; header is {reader.fieldnames}")
+            records = []
+            for row in reader:
+                if _EXTRA in row:
+                    raise TargetFileError(f"{name} row {reader.line_num}: {len(reader.fieldnames) + len(row[_EXTRA])} "
+                                          f"values for {len(reader.fieldnames)} columns (a number written with "
+                                          "thousands separators? write 1000000, not 1,000,000)")
+                records.append(dict(row))
+        except csv.Error as exc:
+            raise TargetFileError(f"{name}: not a valid CSV file ({exc})") from None
+        return TargetBook.from_records(records, name, first_row=2)  # line 1 is the header
     if suffix in (".yaml", ".yml"):
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise TargetFileError(f"{path}: not valid YAML: {exc}") from None
+        raw = load_yaml(path, "targets file", MAX_TARGETS_BYTES)
         if isinstance(raw, dict) and "targets" in raw:
             raw = raw["targets"]
         if not isinstance(raw, list):
-            raise TargetFileError(f"{path}: expected a list of targets (or a 'targets:' key holding one)")
-        return TargetBook.from_records(raw, str(path), first_row=1)
-    raise TargetFileError(f"{path}: unsupported extension {suffix!r}; use .csv, .yaml or .yml")
+            raise TargetFileError(f"{name}: expected a list of targets (or a 'targets:' key holding one)")
+        return TargetBook.from_records(raw, name, first_row=1)
+    raise TargetFileError(f"{name}: unsupported extension {suffix!r}; use .csv, .yaml or .yml")
 
 
 class TargetStatus(str, Enum):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.benchmark import equal_weight_buy_and_hold, index_benchmark
+from configs.errors import InputError
 
 KST = "Asia/Seoul"
 
@@ -101,7 +102,7 @@ def test_index_benchmark_without_overlap_names_the_file(index_csv):
 
 def test_index_benchmark_file_problems_name_the_file(tmp_path):
     idx = pd.date_range("2024-01-02", periods=3, freq="B", tz=KST)
-    with pytest.raises(FileNotFoundError, match="nope.csv"):
+    with pytest.raises(InputError, match="nope.csv"):
         index_benchmark(tmp_path / "nope.csv", 1000, idx)
     bad = tmp_path / "bad.csv"
     bad.write_text("day,value\n2024-01-02,1\n")

@@ -17,6 +17,7 @@ from analysis.metrics import compute_metrics
 from analysis.record import EVENT_COLUMNS, ORDER_COLUMNS, PROGRESS_COLUMNS, TRADE_COLUMNS, RunRecord
 from analysis.runfiles import load_record
 from analysis.sample import make_sample_record
+from configs.errors import InputError
 
 KST = "Asia/Seoul"
 FILES = ["run.json", "metrics.json", "equity.csv", "trades.csv", "orders.csv", "prices.csv",
@@ -254,7 +255,7 @@ def test_large_record_truncates_fills_and_omits_price_panels(tmp_path):
 
 
 def test_load_record_on_a_folder_without_run_json(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run.json"):
+    with pytest.raises(InputError, match="run.json"):
         load_record(tmp_path)
 
 

@@ -9,6 +9,7 @@ import yaml
 from analysis.report import write_report
 from configs.schema import ConfigError, load_config, parse_config
 from engine.backtest import StrategyLoadError, run_backtest
+from strategies.params import ParamError
 
 A = """date,open,high,low,close,volume
 2024-03-04,10000,10100,9900,10000,50000
@@ -129,5 +130,5 @@ def test_bad_strategy_names_and_params(tmp_path):
         with pytest.raises(StrategyLoadError, match=needle):
             run_backtest(cfg)
     cfg = parse_config({"strategy": {"name": "screen_momentum", "params": {"topn": 3}}})
-    with pytest.raises(StrategyLoadError, match=r"unknown key\(s\) \['topn'\]"):
+    with pytest.raises(ParamError, match=r"'topn' is not a parameter of ScreenMomentum \(did you mean 'top_n'\?\)"):
         run_backtest(cfg)

@@ -1,4 +1,6 @@
-"""feeds.cache: round trip, atomic import, re-import replaces, windows, real data import speed."""
+"""feeds.cache: round trip, atomic import, re-import replaces, windows, adjusted and original series kept
+apart, ranges and coverage, real data import speed — on SQLite and on a real PostgreSQL server (every
+test taking ``cache`` runs on both: ``db_url`` in tests/conftest.py)."""
 
 import time
 from datetime import date, datetime
@@ -28,8 +30,8 @@ def folder(tmp_path, demo_bars):
 
 
 @pytest.fixture
-def cache(tmp_path):
-    c = BarCache(f"sqlite:///{tmp_path / 'deep' / 'er' / 'bars.sqlite'}")
+def cache(db_url):
+    c = BarCache(db_url)
     yield c
     c.close()
 
@@ -38,8 +40,13 @@ def snapshot(cache: BarCache) -> dict[str, pd.DataFrame]:
     return {code: cache.read(code) for code in cache.codes()}
 
 
-def test_creates_parent_folder_and_round_trips(tmp_path, cache, folder, demo_bars):
+def test_sqlite_cache_creates_its_folder(tmp_path):
+    with BarCache(f"sqlite:///{tmp_path / 'deep' / 'er' / 'bars.sqlite'}") as c:
+        assert c.row_count() == 0
     assert (tmp_path / "deep" / "er" / "bars.sqlite").is_file()
+
+
+def test_round_trips(cache, folder, demo_bars):
     summary = cache.import_csv_folder(folder, source="demo-test", adjusted=False)
     assert summary.codes == list(demo_bars) and summary.timeframe == "daily"
     assert summary.rows == sum(len(df) for df in demo_bars.values()) == cache.row_count()
@@ -156,3 +163,56 @@ def test_import_shared_daily_is_fast(tmp_path):
         assert elapsed < 5.0
         sam = cache.read("005930", start=date(2021, 1, 4), end=date(2021, 1, 4))
         assert sam["close"].tolist() == [83000]
+
+
+def test_adjusted_and_original_series_live_side_by_side(cache, folder, demo_bars):
+    cache.import_csv_folder(folder, source="adj", adjusted=True)
+    original = {c: (df * 2).astype("int64") for c, df in demo_bars.items()}
+    cache.write(original, source="orig", adjusted=False)
+    code = "990001"
+    pd.testing.assert_frame_equal(cache.read(code, adjusted=True), demo_bars[code])
+    pd.testing.assert_frame_equal(cache.read(code, adjusted=False), original[code])
+    pd.testing.assert_frame_equal(cache.read(code), demo_bars[code])                  # adjusted preferred
+    pd.testing.assert_frame_equal(cache.read(code, prefer=False), original[code])
+    assert cache.row_count(adjusted=True) == cache.row_count(adjusted=False) == cache.row_count() // 2
+    # grouped by the boolean, never max(boolean): PostgreSQL runs this too
+    assert cache.sources()[code] == ("adj", True)
+    assert cache.sources(prefer=False)[code] == ("orig", False)
+    assert cache.series_kinds()[code] == {True, False}
+    # re-importing the adjusted series leaves the original one alone
+    cache.import_csv_folder(folder, source="adj2", adjusted=True)
+    pd.testing.assert_frame_equal(cache.read(code, adjusted=False), original[code])
+    many = cache.read_many(["990002", "990003", "000000"], adjusted=False)
+    pd.testing.assert_frame_equal(many["990002"], original["990002"])
+    assert many["000000"].empty
+
+
+def test_write_range_replaces_only_the_range_and_records_coverage(cache, demo_bars):
+    df = demo_bars["990001"]
+    jan = df.loc["2024-01-01":"2024-01-31"]
+    mar = df.loc["2024-03-01":"2024-03-31"]
+    cache.write_range("990001", jan, date(2024, 1, 1), date(2024, 1, 31), source="kis")
+    cache.write_range("990001", mar, date(2024, 3, 1), date(2024, 3, 31), source="kis")
+    assert cache.coverage("990001") == {"990001": [(date(2024, 1, 1), date(2024, 1, 31)),
+                                                   (date(2024, 3, 1), date(2024, 3, 31))]}
+    pd.testing.assert_frame_equal(cache.read("990001"), pd.concat([jan, mar]))
+    # filling the gap joins the ranges; a range without bars (a halt) is covered all the same
+    feb = df.loc["2024-02-01":"2024-02-29"]
+    assert cache.write_range("990001", feb, date(2024, 2, 1), date(2024, 2, 29)) == len(feb)
+    assert cache.write_range("990001", df.iloc[:0], date(2023, 12, 1), date(2023, 12, 31)) == 0
+    assert cache.coverage("990001")["990001"] == [(date(2023, 12, 1), date(2024, 3, 31))]
+    # rewriting a range with other values replaces it, never duplicates
+    changed = jan.copy()
+    changed["volume"] += 1
+    cache.write_range("990001", changed, date(2024, 1, 1), date(2024, 1, 31))
+    got = cache.read("990001", end=date(2024, 1, 31))
+    pd.testing.assert_frame_equal(got, changed)
+    assert cache.row_count() == len(jan) + len(feb) + len(mar)
+    assert cache.coverage(adjusted=False) == {}
+
+
+def test_quality_report_of_cached_series(cache, folder, demo_bars):
+    cache.import_csv_folder(folder)
+    report = cache.check_quality()
+    assert sorted(report.findings) == sorted(demo_bars)
+    assert report.refused() == {}

@@ -15,7 +15,26 @@ Contents, in order:
 4. ``ORD_DVSN`` (주문구분, order type) and exchange tables with the paper-allowed set (§3.3)
 5. message codes with real and paper texts (§1.4, §5.2, §5.3) and WebSocket control codes (§4.3)
 6. WebSocket frames: field lists (``H0STCNT0`` 46, ``H0STASP0`` 59/62, ``H0STCNI0`` 26,
-   ``H0STCNI9`` 23), frame encode/parse with multi-record chunking (§4.4) and AES-256-CBC (§4.5)
+   ``H0STCNI9`` 23, ``H0STMKO0`` 11), frame encode/parse with multi-record chunking (§4.4) and
+   AES-256-CBC (§4.5)
+
+Notes beyond PROTOCOL.md (issue 10; evidence from clients written for real KIS):
+
+* Real-host business codes where sources disagree live in ONE table, ``REAL_BUSINESS_CODES``: real-host
+  logs show ``APBK0506`` (tick error), ``APBK0918`` "장운영시간이 아닙니다." (outside the order window,
+  before the open and after the close alike) and ``APBK0400`` (sell quantity over holdings); third-party
+  captures and clients had ``40030000``, ``APBK0919`` and nothing (``EMU00002``). ``MESSAGES`` defaults to
+  the real-host evidence; the emulator switches with ``rest.business_codes``; clients should match any
+  code ``known_codes(reason)`` lists, never one.
+* Reference, fundamental and ranking TRs (``search-info``, ``search-stock-info``, ``finance/*``,
+  ``volume-rank``, ``ranking/*``) and ``H0STMKO0`` are real-only ([OTA] legacy README), with paths and TR ids
+  from [OTA] ``domestic_stock_functions.py``; the value sets the catalogue does not spell out (VI codes,
+  finance units, ranking depth) are marked unconfirmed where defined.
+* Inputs real KIS must accept because python-kis sends them: ``FID_INPUT_DATE_1=00000101`` (from the
+  beginning) and ``FID_INPUT_HOUR_1=000000`` (the latest rows) — ``DATE_INPUT_EARLIEST``,
+  ``HOUR_INPUT_LATEST``.
+* Header spelling (KIS's sample namedtuples the lower-case reply header names): ``Content-Type``
+  capitalised, ``tr_id``/``tr_cont``/``gt_uid`` lower case on every ``/uapi`` reply.
 """
 
 from __future__ import annotations
@@ -89,6 +108,14 @@ class Api(str, Enum):
     INQUIRE_TIME_ITEMCHARTPRICE = "inquire_time_itemchartprice"
     INQUIRE_TIME_DAILYCHARTPRICE = "inquire_time_dailychartprice"
     CHK_HOLIDAY = "chk_holiday"
+    SEARCH_INFO = "search_info"
+    SEARCH_STOCK_INFO = "search_stock_info"
+    FINANCE_BALANCE_SHEET = "finance_balance_sheet"
+    FINANCE_INCOME_STATEMENT = "finance_income_statement"
+    FINANCE_FINANCIAL_RATIO = "finance_financial_ratio"
+    VOLUME_RANK = "volume_rank"
+    MARKET_CAP_RANK = "market_cap"
+    FLUCTUATION_RANK = "fluctuation"
 
 
 class Generation(str, Enum):
@@ -146,6 +173,18 @@ API_SPECS: tuple[ApiSpec, ...] = (
     ApiSpec(Api.INQUIRE_TIME_DAILYCHARTPRICE, "GET", "quotations/inquire-time-dailychartprice", "FHKST03010230",
             "FHKST03010230", paper_supported=None),
     ApiSpec(Api.CHK_HOLIDAY, "GET", "quotations/chk-holiday", "CTCA0903R", None, paper_supported=False),
+    # Reference data, fundamentals and rankings: [OTA] examples_user/domestic_stock/domestic_stock_functions.py
+    # (paths and TR ids); real only — [OTA] legacy/README.md leaves their "모의투자 제공" cell empty.
+    ApiSpec(Api.SEARCH_INFO, "GET", "quotations/search-info", "CTPF1604R", None, paper_supported=False),
+    ApiSpec(Api.SEARCH_STOCK_INFO, "GET", "quotations/search-stock-info", "CTPF1002R", None, paper_supported=False),
+    ApiSpec(Api.FINANCE_BALANCE_SHEET, "GET", "finance/balance-sheet", "FHKST66430100", None, paper_supported=False),
+    ApiSpec(Api.FINANCE_INCOME_STATEMENT, "GET", "finance/income-statement", "FHKST66430200", None,
+            paper_supported=False),
+    ApiSpec(Api.FINANCE_FINANCIAL_RATIO, "GET", "finance/financial-ratio", "FHKST66430300", None,
+            paper_supported=False),
+    ApiSpec(Api.VOLUME_RANK, "GET", "quotations/volume-rank", "FHPST01710000", None, paper_supported=False),
+    ApiSpec(Api.MARKET_CAP_RANK, "GET", "ranking/market-cap", "FHPST01740000", None, paper_supported=False),
+    ApiSpec(Api.FLUCTUATION_RANK, "GET", "ranking/fluctuation", "FHPST01700000", None, paper_supported=False),
 )
 API_SPEC: Mapping[Api, ApiSpec] = {s.api: s for s in API_SPECS}
 
@@ -222,6 +261,28 @@ TIME_CHART_MAX_ROWS = 30
 """``inquire-time-itemchartprice``: 30 one-minute rows a call, today only, newest first (§3.11)."""
 CTX_AREA_LENGTH = 100
 """``ctx_area_fk100``/``ctx_area_nk100`` are space-padded to 100 characters (§1.4)."""
+
+MARKET_DIV_KRX = "J"
+"""``FID_COND_MRKT_DIV_CODE`` of KRX quotations (``NX`` NXT, ``UN`` unified; §3.3)."""
+PRDT_TYPE_STOCK = "300"
+"""``PRDT_TYPE_CD`` of domestic stocks/ETF/ETN/ELW in ``search-info``/``search-stock-info`` ([OTA] docstrings)."""
+DATE_INPUT_EARLIEST = "00000101"
+"""``FID_INPUT_DATE_1`` meaning "from the first day there is": python-kis ``daily_chart`` sends it by
+default ([PK] ``api/stock/daily_chart.py``), so real KIS accepts it."""
+HOUR_INPUT_LATEST = "000000"
+"""``FID_INPUT_HOUR_1`` python-kis sends on its first ``inquire-time-itemchartprice`` call and then pages
+back from the oldest row ([PK] ``api/stock/day_chart.py``): real KIS answers it with the latest rows."""
+FINANCE_PERIOD_YEAR = "0"
+FINANCE_PERIOD_QUARTER = "1"
+"""``FID_DIV_CLS_CODE`` of the ``finance/*`` TRs: 0 annual (년), 1 quarterly (분기) ([OTA] docstrings)."""
+FINANCE_AMOUNT_UNIT = 100_000_000
+"""Amounts of ``finance/balance-sheet`` and ``income-statement`` are read as 억원 (100 million KRW) with
+two decimals, as KIS's HTS statements show them — **unconfirmed** (no capture with values)."""
+RANK_SCREEN_CODE: Mapping[Api, str] = {
+    Api.VOLUME_RANK: "20171", Api.MARKET_CAP_RANK: "20174", Api.FLUCTUATION_RANK: "20170"}
+"""``FID_COND_SCR_DIV_CODE`` each ranking TR requires ([OTA] sample functions raise on any other value)."""
+RANK_MAX_ROWS = 30
+"""Rows a ranking TR answers (top 30, no paging) — **unconfirmed**."""
 
 TR_CONT_MORE = ("F", "M")
 TR_CONT_LAST = ("D", "E")
@@ -354,6 +415,56 @@ def _same(key: str, code: str, text: str, rt_cd: str = "1", http: int = 200, con
     return Message(key, code, text, code, (PAPER_PREFIX + text) if paper_prefix else text, rt_cd, http, confirmed)
 
 
+@dataclass(frozen=True)
+class CodeChoice:
+    """One candidate (``msg_cd``, ``msg1``) for a real-host business rejection, with its evidence."""
+
+    code: str
+    text: str
+    evidence: str
+
+
+BUSINESS_CODE_SOURCES: tuple[str, ...] = ("real_host", "third_party")
+DEFAULT_BUSINESS_CODE_SOURCE = "real_host"
+REAL_BUSINESS_CODES: Mapping[str, Mapping[str, CodeChoice]] = {
+    "tick_error": {
+        "real_host": CodeChoice("APBK0506", "주식주문호가단위 오류입니다.",
+                                "[3P] production logs and incident notes of several public trading bots on the "
+                                "real host (2026): off-tick limit prices rejected with APBK0506 (호가단위 오류)"),
+        "third_party": CodeChoice("40030000", "주식주문호가단위 오류입니다.",
+                                  "the paper code 40030000 [3P several] reused for real; real text per §5.3"),
+    },
+    "market_closed": {
+        "real_host": CodeChoice("APBK0918", "장운영시간이 아닙니다.",
+                                "[3P] real-host order logs: APBK0918 \"장운영시간이 아닙니다.(단,주간거래시간이면 …)\" "
+                                "outside the order window"),
+        "third_party": CodeChoice("APBK0919", "장종료 입니다.",
+                                  "[PK] maps APBK0919 to \"market not open\"; text from the paper capture"),
+    },
+    "market_not_open": {
+        "real_host": CodeChoice("APBK0918", "장운영시간이 아닙니다.", "as market_closed: one code for both sides"),
+        "third_party": CodeChoice("APBK0919", "장시작전 입니다.",
+                                  "[PK] maps APBK0919 to \"market not open\"; text from the paper capture"),
+    },
+    "sell_qty_exceeded": {
+        "real_host": CodeChoice("APBK0400", "주문 가능한 수량을 초과했습니다.",
+                                "[3P] real-host logs of several public bots: selling more than is held answers "
+                                "APBK0400 \"주문 가능한 수량을 초과했습니다.\""),
+        "third_party": CodeChoice("EMU00002", "주문가능수량을 초과 했습니다.",
+                                  "the emulator's own code from before (no source named one)"),
+    },
+}
+"""Real-host codes where sources disagree — the ONE table behind ``MESSAGES`` and the emulator's
+``rest.business_codes`` switch. Default: the real-host evidence (issue 10); ``third_party`` restores the
+codes of third-party captures/clients. Paper codes are not in dispute (§5.3 captures) and stay fixed.
+Clients must not rely on either: ``known_codes`` lists every code a reason may arrive with."""
+
+
+def _business(key: str, paper_code: str, paper_text: str) -> Message:
+    choice = REAL_BUSINESS_CODES[key][DEFAULT_BUSINESS_CODE_SOURCE]
+    return Message(key, choice.code, choice.text, paper_code, paper_text, confirmed=False)
+
+
 MESSAGES: Mapping[str, Message] = {m.key: m for m in (
     # success (§1.4)
     _same("inquiry_done", "KIOK0510", "조회가 완료되었습니다", rt_cd="0"),
@@ -365,24 +476,25 @@ MESSAGES: Mapping[str, Message] = {m.key: m for m in (
     Message("revise_ok", "APBK0013", "주문 전송 완료 되었습니다.", "40620000", "모의투자 정정주문이 완료 되었습니다.", "0"),
     Message("cancel_ok", "APBK0013", "주문 전송 완료 되었습니다.", "40630000", "모의투자 취소주문이 완료 되었습니다.", "0"),
     # business rejections, HTTP 200 (§5.3). Real codes for these are unconfirmed: the paper code is reused.
-    Message("tick_error", "40030000", "주식주문호가단위 오류입니다.", "40030000",
-            "모의투자 주문처리가 안되었습니다(호가단위 오류)", confirmed=False),
+    _business("tick_error", "40030000", "모의투자 주문처리가 안되었습니다(호가단위 오류)"),
     Message("band_error", "40270000", "상/하한가 오류", "40270000", "모의투자 상/하한가 오류", confirmed=False),
     Message("insufficient_cash", "APBK0952", "주문가능금액을 초과 했습니다", "40250000",
             "모의투자 주문가능금액이 부족합니다.", confirmed=False),
     _same("nothing_to_revise", "40330000", "정정/취소할 수량이 없습니다.", paper_prefix=True),
-    Message("market_closed", "APBK0919", "장종료 입니다.", "40580000", "모의투자 장종료 입니다.", confirmed=False),
-    Message("market_not_open", "APBK0919", "장시작전 입니다.", "40570000", "모의투자 장시작전 입니다.", confirmed=False),
+    _business("market_closed", "40580000", "모의투자 장종료 입니다."),
+    _business("market_not_open", "40570000", "모의투자 장시작전 입니다."),
     _same("paper_unsupported", "90000000", "모의투자에서는 해당업무가 제공되지 않습니다."),
     Message("stock_not_found", "APBK0656", "해당 종목정보가 없습니다.", "APBK0656",
             "모의투자 주문처리가 안되었습니다(매매불가 종목)", confirmed=False),
     _same("bad_quantity", "EMU00001", "주문 수량을 확인해주세요.", confirmed=False),
-    _same("sell_qty_exceeded", "EMU00002", "주문가능수량을 초과 했습니다.", confirmed=False, paper_prefix=True),
+    _business("sell_qty_exceeded", "EMU00002", "모의투자 주문가능수량을 초과 했습니다."),
     _same("rvsecncl_qty_exceeded", "EMU00003", "정정/취소 가능수량을 초과 했습니다.", confirmed=False,
           paper_prefix=True),
     _same("ord_dvsn_unsupported", "EMU00004", "에뮬레이터가 지원하지 않는 주문구분입니다.", confirmed=False),
     _same("ccld_changed", "EMU00005", "조회이후에 자료가 변경되었습니다.(다시 조회하세요)", confirmed=False),
     _same("emulator_unsupported", "EMU00006", "에뮬레이터가 지원하지 않는 업무입니다.", confirmed=False),
+    _same("no_data", "EMU00008", "조회할 자료가 없습니다.", rt_cd="7", confirmed=False),
+    _same("bad_request", "EMU00400", "요청 형식이 올바르지 않습니다.", http=400, confirmed=False),
     # gateway errors, HTTP 500 with the same envelope (§1.4, §5.1, §5.2)
     _same("rate_limited", "EGW00201", "초당 거래건수를 초과하였습니다.", http=500),
     _same("token_expired", "EGW00123", "기간이 만료된 token 입니다.", http=500),
@@ -400,6 +512,33 @@ MESSAGES: Mapping[str, Message] = {m.key: m for m in (
 
 def message(key: str) -> Message:
     return MESSAGES[key]
+
+
+def business_messages(source: str = DEFAULT_BUSINESS_CODE_SOURCE,
+                      overrides: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Message]:
+    """``MESSAGES`` with the real codes of ``REAL_BUSINESS_CODES`` taken from ``source``, then any
+    per-reason ``overrides`` (``{key: (msg_cd, msg1)}``, real env only) — what the emulator answers."""
+    from dataclasses import replace
+
+    if source not in BUSINESS_CODE_SOURCES:
+        raise ValueError(f"business code source must be one of {BUSINESS_CODE_SOURCES}, got {source!r}")
+    out = dict(MESSAGES)
+    for key, choices in REAL_BUSINESS_CODES.items():
+        c = choices[source]
+        out[key] = replace(out[key], real_code=c.code, real_text=c.text)
+    for key, (code, text) in (overrides or {}).items():
+        if key not in out:
+            raise ValueError(f"unknown message key {key!r}")
+        out[key] = replace(out[key], real_code=code, real_text=text)
+    return out
+
+
+def known_codes(key: str) -> frozenset[str]:
+    """Every ``msg_cd`` a reason may arrive with (all real-host candidates and the paper code)."""
+    m = MESSAGES[key]
+    codes = {m.real_code, m.paper_code}
+    codes.update(c.code for c in REAL_BUSINESS_CODES.get(key, {}).values())
+    return frozenset(codes)
 
 
 def input_invalid(field: str) -> dict[str, str]:
@@ -438,9 +577,11 @@ WS_INTERNAL_ERROR = WsCode("OPSP0007", "1", "SUBSCRIBE ERROR")
 WS_MAX_SUBSCRIBE = WsCode("OPSP0008", "1", "MAX SUBSCRIBE OVER")
 WS_INVALID_APPROVAL = WsCode("OPSP0011", "1", "invalid approval : NOT FOUND")
 WS_APPKEY_IN_USE = WsCode("OPSP8996", "9", "ALREADY IN USE appkey")
+WS_MALFORMED = WsCode("EMU00007", "1", "JSON PARSING ERROR")
+"""The emulator's answer to a frame that is not a usable JSON object (no source shows KIS's; unconfirmed)."""
 WS_CODES: Mapping[str, WsCode] = {c.code: c for c in (
     WS_SUBSCRIBED, WS_UNSUBSCRIBED, WS_ALREADY_SUBSCRIBED, WS_NOT_SUBSCRIBED, WS_INTERNAL_ERROR, WS_MAX_SUBSCRIBE,
-    WS_INVALID_APPROVAL, WS_APPKEY_IN_USE)}
+    WS_INVALID_APPROVAL, WS_APPKEY_IN_USE, WS_MALFORMED)}
 """msg1 texts of 0003/0007 are not in any source (unconfirmed); compare on ``msg_cd``."""
 
 WS_TR_TYPE_SUBSCRIBE = "1"
@@ -454,6 +595,9 @@ PINGPONG = "PINGPONG"
 WS_TR_TRADE = "H0STCNT0"
 WS_TR_BOOK = "H0STASP0"
 WS_TR_NOTICE: Mapping[Env, str] = {Env.REAL: "H0STCNI0", Env.PAPER: "H0STCNI9"}
+WS_TR_MARKET_STATUS = "H0STMKO0"
+"""장운영정보 (market status, KRX): one frame per code when a VI starts or ends or a halt begins/ends
+([OTA] ``domestic_stock_functions_ws.py`` ``market_status_krx``); real only per [OTA] legacy README."""
 
 H0STCNT0_FIELDS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD", "STCK_CNTG_HOUR", "STCK_PRPR", "PRDY_VRSS_SIGN", "PRDY_VRSS", "PRDY_CTRT",
@@ -494,6 +638,20 @@ H0STCNI9_FIELDS: tuple[str, ...] = H0STCNI0_FIELDS[:18] + (
 """Older 23-field layout (still on paper): fields 0–17 as in H0STCNI0, then this tail (§4.10).
 Paper captures carry a merged exchange+popup flag such as ``1Y`` at #18 instead of a name."""
 
+H0STMKO0_FIELDS: tuple[str, ...] = (
+    "MKSC_SHRN_ISCD", "TRHT_YN", "TR_SUSP_REAS_CNTT", "MKOP_CLS_CODE", "ANTC_MKOP_CLS_CODE", "MRKT_TRTM_CLS_CODE",
+    "DIVI_APP_CLS_CODE", "ISCD_STAT_CLS_CODE", "VI_CLS_CODE", "OVTM_VI_CLS_CODE", "EXCH_CLS_CODE",
+)
+"""Market status (장운영정보) frame: 11 fields per the KIS catalogue (spec CSV ``market_status_krx``)."""
+VI_NONE, VI_STATIC, VI_DYNAMIC, VI_BOTH = "N", "1", "2", "3"
+"""``VI_CLS_CODE``: N none, 1 static, 2 dynamic, 3 both — **unconfirmed** value set (the catalogue only names
+the field); clients should treat anything but ``N``/``0``/empty as "VI in force"."""
+ISCD_STAT_HALTED = "58"
+ISCD_STAT_ADMIN = "51"
+ISCD_STAT_NORMAL = "55"
+"""``iscd_stat_cls_code`` (종목상태구분코드): 51 관리종목, 58 거래정지, 55 신용가능 (normal) — as KIS's
+``inquire-price`` documentation lists them (unconfirmed in captures)."""
+
 NOTICE_COMMON_FIELDS = 18
 """Fields 0–17 have the same meaning in both layouts: parse those by position (§4.10)."""
 
@@ -502,6 +660,7 @@ FIELD_COUNTS: Mapping[str, int] = {
     WS_TR_BOOK: len(H0STASP0_FIELDS),
     "H0STCNI0": len(H0STCNI0_FIELDS),
     "H0STCNI9": len(H0STCNI9_FIELDS),
+    WS_TR_MARKET_STATUS: len(H0STMKO0_FIELDS),
 }
 
 NOTICE_FIELD_WIDTHS: Mapping[str, int] = {

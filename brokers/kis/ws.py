@@ -10,7 +10,11 @@ What it does, and why:
   fine). The client budget (``protocol.WS_CLIENT_REGISTRATION_BUDGET``, 40 — one under the server's
   41) is enforced up front with ``KISSubscriptionLimit``, because over the cap KIS silently sends
   nothing for the extra codes (§7.7).
-* **PINGPONG** text frames are echoed verbatim; KIS drops clients that do not (§4.6).
+* **PINGPONG** is answered with a WebSocket **pong frame carrying the text**, exactly as KIS's own
+  sample does (``await ws.pong(raw)`` in [OTA] ``examples_user/kis_auth.py`` — the evidence of what
+  real KIS accepts); KIS drops clients that do not answer (§4.6).
+* **Market status** (``H0STMKO0``, real env): ``subscribe_market_status(code)`` → ``on_status``
+  with VI start/end and trading halts (``MarketStatusUpdate``).
 * **Encryption**: key/iv are kept per TR id from the latest successful ack and used to decrypt
   ``1|…`` frames (AES-256-CBC, §4.5). Multi-record frames are split (§4.4).
 * **Disconnects** (server drop, idle watchdog, ``OPSP8996`` second session…) →
@@ -40,11 +44,12 @@ from brokers.kis import protocol as P
 from brokers.kis.errors import KISSubscriptionLimit
 from brokers.kis.protocol import Env
 from brokers.kis.ws_events import (
-    KST, BookUpdate, ExecutionNotice, SubscriptionAck, Trade, parse_book, parse_notice, parse_trade,
+    KST, BookUpdate, ExecutionNotice, MarketStatusUpdate, SubscriptionAck, Trade, parse_book, parse_market_status,
+    parse_notice, parse_trade,
 )
 
-__all__ = ["KISWebSocket", "ConnectionState", "Trade", "BookUpdate", "ExecutionNotice", "SubscriptionAck",
-           "WsStats"]
+__all__ = ["KISWebSocket", "ConnectionState", "Trade", "BookUpdate", "ExecutionNotice", "MarketStatusUpdate",
+           "SubscriptionAck", "WsStats"]
 
 log = logging.getLogger("krx_trader.kis.ws")
 
@@ -69,6 +74,7 @@ class WsStats:
         self.records = 0
         self.multi_record_frames = 0
         self.pings = 0
+        self.pongs_sent = 0
         self.decrypt_errors = 0
         self.parse_errors = 0
         self.callback_errors = 0
@@ -105,7 +111,8 @@ class KISWebSocket:
                  on_ack: Callable[[SubscriptionAck], None] | None = None,
                  on_ping: Callable[[str], None] | None = None,
                  wallclock: Callable[[], datetime] = lambda: datetime.now(KST),
-                 max_subscriptions: int = P.WS_CLIENT_REGISTRATION_BUDGET) -> None:
+                 max_subscriptions: int = P.WS_CLIENT_REGISTRATION_BUDGET,
+                 on_status: Callable[[MarketStatusUpdate], None] | None = None) -> None:
         self.ws_url = ws_url
         self.env = Env(env)
         self.hts_id = hts_id
@@ -116,6 +123,7 @@ class KISWebSocket:
             self._approval_refreshable = False
         self.on_trade, self.on_book, self.on_notice = on_trade, on_book, on_notice
         self.on_state, self.on_reconnected, self.on_ack, self.on_ping = on_state, on_reconnected, on_ack, on_ping
+        self.on_status = on_status
         self.idle_timeout = float(idle_timeout)
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.account_filter = _digits(account_filter) or None
@@ -199,6 +207,15 @@ class KISWebSocket:
 
     def unsubscribe_book(self, code: str) -> None:
         self._want(P.WS_TR_BOOK, code, False)
+
+    def subscribe_market_status(self, code: str) -> None:
+        """장운영정보 (VI, halts) of ``code`` — ``H0STMKO0``, real environment only ([OTA] legacy README)."""
+        if self.env is not Env.REAL:
+            raise ValueError("H0STMKO0 market status is served on the real environment only")
+        self._want(P.WS_TR_MARKET_STATUS, code, True)
+
+    def unsubscribe_market_status(self, code: str) -> None:
+        self._want(P.WS_TR_MARKET_STATUS, code, False)
 
     def subscribe_notices(self) -> None:
         """Execution notices of the HTS ID (H0STCNI0 real / H0STCNI9 paper)."""
@@ -433,6 +450,9 @@ class KISWebSocket:
             elif tr_id == P.WS_TR_BOOK:
                 if self.on_book is not None:
                     self._callback(self.on_book, parse_book(rec, today))
+            elif tr_id == P.WS_TR_MARKET_STATUS:
+                if self.on_status is not None:
+                    self._callback(self.on_status, parse_market_status(rec, self._wallclock()))
             elif tr_id in P.WS_TR_NOTICE.values():
                 n = parse_notice(rec, today)
                 if self.account_filter and _digits(n.account) != self.account_filter:
@@ -454,7 +474,11 @@ class KISWebSocket:
         header = msg.get("header") if isinstance(msg, dict) and isinstance(msg.get("header"), dict) else {}
         tr_id = str(header.get("tr_id") or "")
         if tr_id == P.PINGPONG:
-            await ws.send(text)  # verbatim echo, as a text frame (§4.6)
+            if len(text.encode("utf-8")) <= 125:   # a control frame's payload limit (RFC 6455 §5.5)
+                await ws.pong(text)  # a pong frame carrying the text: what KIS's own sample sends
+            else:
+                await ws.send(text)  # cannot fit a pong: the verbatim text echo python-kis sends
+            self.stats.pongs_sent += 1
             self.stats.pings += 1
             self._healthy = True
             self._callback(self.on_ping, str(header.get("datetime") or ""))

@@ -1,5 +1,6 @@
 """Parsed KIS WebSocket events — trades (H0STCNT0), books (H0STASP0), execution notices
-(H0STCNI0 real / H0STCNI9 paper) — and the pure functions that build them from records.
+(H0STCNI0 real / H0STCNI9 paper), market status (H0STMKO0: VI, halts) — and the pure functions that
+build them from records.
 
 Why separate from ``ws.py``: parsing is pure (records in, frozen dataclasses out) and is what the
 broker's tests want to exercise without a socket; ``ws.py`` is only about the connection.
@@ -19,8 +20,8 @@ from zoneinfo import ZoneInfo
 from brokers.kis import protocol as P
 from brokers.kis.models import parse_time_hhmmss, side_name, to_int
 
-__all__ = ["Trade", "BookUpdate", "ExecutionNotice", "SubscriptionAck", "parse_trade", "parse_book",
-           "parse_notice", "MIN_NOTICE_FIELDS", "KST"]
+__all__ = ["Trade", "BookUpdate", "ExecutionNotice", "MarketStatusUpdate", "SubscriptionAck", "parse_trade",
+           "parse_book", "parse_notice", "parse_market_status", "MIN_NOTICE_FIELDS", "KST"]
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -149,6 +150,36 @@ def parse_notice(values: Sequence[str], today: date) -> ExecutionNotice:
         qty=to_int(f["CNTG_QTY"]), price=to_int(f["CNTG_UNPR"]), time=_when(None, f["STCK_CNTG_HOUR"], today),
         refused=f["RFUS_YN"] == P.RFUS_REFUSED, is_fill=f["CNTG_YN"] == P.CNTG_FILL, acpt=f["ACPT_YN"],
         branch=f["BRNC_NO"], order_qty=to_int(f["ODER_QTY"]), order_price=to_int(r.get("ODER_PRC")), raw=r)
+
+
+@dataclass(frozen=True)
+class MarketStatusUpdate:
+    """장운영정보 (``H0STMKO0``) of one code: trading halt and volatility interruption (VI) state.
+
+    ``vi`` is ``VI_CLS_CODE`` as sent; ``vi_active`` treats anything but ``N``/``0``/empty as a VI in
+    force (the value set is unconfirmed, protocol.py). The frame carries no time: ``received`` is the
+    client's clock when it arrived."""
+
+    code: str
+    halted: bool
+    halt_reason: str
+    vi: str
+    status_code: str     # ISCD_STAT_CLS_CODE (58 halted, 51 admin issue, ...)
+    received: datetime
+    raw: dict[str, str] = field(repr=False, compare=False)
+
+    @property
+    def vi_active(self) -> bool:
+        return self.vi.strip().upper() not in ("", "N", "0")
+
+
+def parse_market_status(values: Sequence[str], now: datetime) -> MarketStatusUpdate:
+    if len(values) < 9:
+        raise ValueError(f"market status record with {len(values)} fields (need at least 9)")
+    r = P.record_dict(P.H0STMKO0_FIELDS, values)
+    return MarketStatusUpdate(code=r.get("MKSC_SHRN_ISCD", "").strip(), halted=r.get("TRHT_YN", "").strip() == "Y",
+                              halt_reason=r.get("TR_SUSP_REAS_CNTT", "").strip(), vi=r.get("VI_CLS_CODE", "").strip(),
+                              status_code=r.get("ISCD_STAT_CLS_CODE", "").strip(), received=now, raw=r)
 
 
 @dataclass(frozen=True)

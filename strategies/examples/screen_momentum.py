@@ -1,5 +1,5 @@
 """Screen the universe for established up-trends, enter the strongest N with risk sizing, exit when
-the trend breaks.
+the trend breaks — a declared strategy (runs on both engines).
 
 * Screen (every ``rebalance_every`` bars): close > SMA(fast) > SMA(slow), positive momentum
   (``roc_<momentum>`` > 0), RSI not overbought, and enough liquidity (average traded value).
@@ -8,17 +8,22 @@ the trend breaks.
   config), within the risk limits.
 * Exit at market when the close falls below SMA(``exit_ma``) (trend break); the stop-loss of the
   risk config applies on top.
+* Optional fundamental screens (0 = off), point in time (``feeds/fundamentals.py``): ``max_per``,
+  ``max_pbr``, ``min_roe`` (%), ``min_market_cap`` (KRW) — a value screen composed with the trend one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from strategies.base import TargetStrategy
-from strategies.screens import Screener, above, min_turnover, rsi_above, trend_up
+from strategies.declared import DeclaredStrategy
+from strategies.params import Param
+from strategies.screens import (Screener, above, below, market_cap_above, min_turnover, pbr_below, per_below,
+                                roe_above, rsi_above, trend_up)
+from strategies.spec import ExitWhen, ScreenEntry, StrategySpec
 
 
-class ScreenMomentum(TargetStrategy):
+class ScreenMomentum(DeclaredStrategy):
     params = (
         ("top_n", 5),
         ("fast", 20),
@@ -28,45 +33,45 @@ class ScreenMomentum(TargetStrategy):
         ("rsi_max", 80.0),
         ("min_turnover_krw", 1_000_000_000.0),
         ("rebalance_every", 5),
+        ("max_per", 0.0),
+        ("max_pbr", 0.0),
+        ("min_roe", 0.0),
+        ("min_market_cap", 0.0),
     )
+    param_rules = {
+        "top_n": Param(int, ge=1, le=500, doc="codes held at most"),
+        "fast": Param(int, ge=2, le=500, doc="trend: fast SMA length"),
+        "slow": Param(int, ge=3, le=1000, doc="trend: slow SMA length"),
+        "momentum": Param(int, ge=1, le=1000, doc="rate-of-change lookback (bars)"),
+        "exit_ma": Param(int, ge=2, le=1000, doc="exit when the close falls below this SMA"),
+        "rsi_max": Param(float, gt=0, le=100, doc="skip codes whose RSI(14) is above this"),
+        "min_turnover_krw": Param(float, ge=0, doc="average traded value floor, KRW"),
+        "rebalance_every": Param(int, ge=1, le=1000, doc="bars between screens"),
+        "max_per": Param(float, ge=0, le=10_000, doc="PER below this (0 = no PER screen)"),
+        "max_pbr": Param(float, ge=0, le=1_000, doc="PBR below this (0 = no PBR screen)"),
+        "min_roe": Param(float, ge=0, le=1_000, doc="ROE % above this (0 = no ROE screen)"),
+        "min_market_cap": Param(float, ge=0, le=1e16, doc="market cap KRW above this (0 = no size screen)"),
+    }
+
+    @classmethod
+    def check_params(cls, p: dict[str, Any]) -> list[str]:
+        if p["fast"] >= p["slow"]:
+            return [f"fast = {p['fast']} must be shorter than slow = {p['slow']}"]
+        return []
+
+    @classmethod
+    def declare(cls, p: dict[str, Any]) -> StrategySpec:
+        screen = (trend_up(p["fast"], p["slow"]) & above(f"roc_{p['momentum']}", 0.0)
+                  & ~rsi_above(p["rsi_max"]) & min_turnover(p["min_turnover_krw"]))
+        for key, make in (("max_per", per_below), ("max_pbr", pbr_below), ("min_roe", roe_above),
+                          ("min_market_cap", market_cap_above)):
+            if p[key]:
+                screen = screen & make(p[key])
+        screener = Screener(screen, rank_by=f"roc_{p['momentum']}", top_n=p["top_n"])
+        return StrategySpec(entry=ScreenEntry(screener, rebalance_every=p["rebalance_every"]),
+                            exits=(ExitWhen(below("close", f"sma_{p['exit_ma']}"), "trend break"),))
 
     @classmethod
     def build_screener(cls, params: dict[str, Any]) -> Screener:
-        p = {name: value for name, value in cls.params._gettuple()}
-        p.update(params)
-        screen = (trend_up(p["fast"], p["slow"]) & above(f"roc_{p['momentum']}", 0.0)
-                  & ~rsi_above(p["rsi_max"]) & min_turnover(p["min_turnover_krw"]))
-        return Screener(screen, rank_by=f"roc_{p['momentum']}", top_n=p["top_n"])
-
-    @classmethod
-    def required_indicators(cls, params: dict[str, Any]) -> list[str]:
-        p = {name: value for name, value in cls.params._gettuple()}
-        p.update(params)
-        return list(cls.build_screener(params).indicators) + [f"sma_{p['exit_ma']}"]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.screener = self.build_screener({k: getattr(self.p, k) for k in self.p._getkeys()})
-        self._exit_line = f"sma_{self.p.exit_ma}"
-
-    def on_bar(self) -> None:
-        held = [code for code, data in self.data_by_code.items() if self.getposition(data).size > 0]
-        for code in held:
-            data = self.data_by_code[code]
-            if not self.has_new_bar(data) or self.pending_qty(code, buys=False):
-                continue
-            exit_level = getattr(data.lines, self._exit_line)[0]
-            if data.close[0] < exit_level:
-                self.event("exit", f"trend break: close {data.close[0]:,.0f} < {self._exit_line} {exit_level:,.0f}", code)
-                self.sell(data=data)
-        if self.trading_stopped or len(self) % self.p.rebalance_every:
-            return
-        busy = set(held) | {o.data._name for o in self.open_orders.values() if o.isbuy()}
-        slots = self.p.top_n - len(busy)
-        for code, _score in self.screener.run(self.codes_with_bars()):
-            if slots <= 0:
-                break
-            if code in busy:
-                continue
-            if self.buy(data=self.data_by_code[code]) is not None:
-                slots -= 1
+        """The entry screener for these params (kept for callers of the pre-declaration API)."""
+        return cls.spec_for(params).entry.screener

@@ -9,21 +9,25 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 import pytest
 
-from brokers.kis.emulator.clock import SteppedClock
+from brokers.kis.emulator.clock import ManualWallClock, SteppedClock
 from brokers.kis.emulator.server import Emulator
-from kis_emu_helpers import NAMES, at, base_config, standard_bars
+from kis_emu_helpers import NAMES, WALL_START, at, base_config, standard_bars
 
 
 @pytest.fixture
 def make_emu() -> Iterator[Callable[..., Emulator]]:
-    """Factory: ``make_emu(env="paper", start=at("08:55"), bars=None, **config_overrides)`` → started."""
+    """Factory: ``make_emu(env="paper", start=at("08:55"), bars=None, **config_overrides)`` → started.
+
+    The gateway's wall clock is a ``ManualWallClock`` at ``WALL_START`` — a different year from the
+    replayed market on purpose, so a token stamped on the wrong clock shows at once; tests walk
+    token lifetimes with ``emu.wall_clock.advance``."""
     started: list[Emulator] = []
 
     def factory(env: str = "paper", start: datetime | None = None, bars: dict[str, pd.DataFrame] | None = None,
                 **overrides: Any) -> Emulator:
         cfg = base_config(env, **overrides)
         emu = Emulator(cfg, bars=bars or standard_bars(), names=NAMES,
-                       clock=SteppedClock(start or at("08:55")))
+                       clock=SteppedClock(start or at("08:55")), wall_clock=ManualWallClock(WALL_START))
         started.append(emu)
         return emu.start()
 

@@ -28,6 +28,8 @@ DAY = date(2025, 6, 2)
 PREV = date(2025, 5, 30)
 NEXT = date(2025, 6, 4)
 T2 = date(2025, 6, 5)
+WALL_START = datetime(2026, 3, 2, 7, 30, tzinfo=KST)
+"""The gateway's wall clock in the emulator tests: token lifetimes run on it, not on the market clock."""
 
 DOMESTIC = "/uapi/domestic-stock/v1"
 ORDER_CASH = DOMESTIC + "/trading/order-cash"
@@ -213,10 +215,11 @@ def aes_cbc_decrypt(b64: str, key: str, iv: str) -> str:
 class Ws:
     """A spec-driven WebSocket client: subscribe, keep key/iv per TR, echo PINGPONG, decrypt notices."""
 
-    def __init__(self, url: str, approval_key: str, echo_ping: bool = True) -> None:
+    def __init__(self, url: str, approval_key: str, echo_ping: bool = True, pong_frame: bool = False) -> None:
         self.url = url
         self.approval_key = approval_key
         self.echo_ping = echo_ping
+        self.pong_frame = pong_frame     # answer PINGPONG with a pong frame carrying the text (KIS's sample)
         self.keys: dict[str, tuple[str, str]] = {}
         self.ws: Any = None
         self.pings = 0
@@ -253,7 +256,9 @@ class Ws:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
             if raw.startswith("{") and '"PINGPONG"' in raw:
                 self.pings += 1
-                if self.echo_ping:
+                if self.pong_frame:
+                    await self.ws.pong(raw)
+                elif self.echo_ping:
                     await self.ws.send(raw)
                 continue
             return raw

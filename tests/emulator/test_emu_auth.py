@@ -26,21 +26,22 @@ def test_token_shape_lifetime_and_reuse(make_emu) -> None:
     assert set(body) == {"access_token", "token_type", "expires_in", "access_token_token_expired"}
     assert "rt_cd" not in body                          # flat, no envelope (§2.1)
     assert body["token_type"] == "Bearer" and body["expires_in"] == 86400 and isinstance(body["expires_in"], int)
-    assert body["access_token_token_expired"] == "2025-06-03 08:55:00"   # KST, issuance + 24 h
+    # KST, issuance + 24 h on the WALL clock (a gateway fact), not the replayed market's 2025-06-02
+    assert body["access_token_token_expired"] == "2026-03-03 07:30:00"
     assert body["access_token"].count(".") == 2                          # JWT
     # within a minute: HTTP 403 with the OAuth error shape
-    emu.advance(timedelta(seconds=59))
+    emu.wall_clock.advance(timedelta(seconds=59))
     r2 = _token(c)
     assert r2.status_code == 403
     assert r2.json() == {"error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
                          "error_code": "EGW00133"}
     # after a minute and within 6 h: the same token again
-    emu.advance(timedelta(minutes=10))
+    emu.wall_clock.advance(timedelta(minutes=10))
     r3 = _token(c)
     assert r3.status_code == 200 and r3.json()["access_token"] == body["access_token"]
-    assert r3.json()["access_token_token_expired"] == "2025-06-03 08:55:00"
+    assert r3.json()["access_token_token_expired"] == "2026-03-03 07:30:00"
     # past the 6 h window: a new token, the old one still valid until it expires
-    emu.advance(timedelta(hours=6))
+    emu.wall_clock.advance(timedelta(hours=6))
     r4 = _token(c)
     assert r4.status_code == 200 and r4.json()["access_token"] != body["access_token"]
     old = Client(c)
@@ -54,7 +55,9 @@ def test_expired_token_and_invalid_token(make_emu) -> None:
     cl.auto_refresh = False
     params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
     assert cl.get(PRICE, "FHKST01010100", params).status_code == 200
-    emu.advance(timedelta(hours=24))
+    emu.advance(timedelta(hours=24))                 # the market clock does not age tokens …
+    assert cl.get(PRICE, "FHKST01010100", params).status_code == 200
+    emu.wall_clock.advance(timedelta(hours=24))      # … the gateway's wall clock does
     r = cl.get(PRICE, "FHKST01010100", params)
     assert r.status_code == 500
     assert r.json() == {"rt_cd": "1", "msg_cd": "EGW00123", "msg1": "기간이 만료된 token 입니다."}
@@ -74,7 +77,7 @@ def test_revoke(make_emu) -> None:
     assert r.json() == {"error_description": "유효하지 않은 token 입니다.", "error_code": "EGW00121"}
     r = cl.get(PRICE, "FHKST01010100", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})
     assert r.status_code == 500 and r.json()["msg_cd"] == "EGW00121"
-    emu.advance(timedelta(minutes=2))
+    emu.wall_clock.advance(timedelta(minutes=2))
     r = _token(c)  # a revoked token is never re-served
     assert r.status_code == 200 and r.json()["access_token"] != tok
 

@@ -55,7 +55,8 @@ def test_cli_banner_then_clean_stop(tmp_path, monkeypatch) -> None:
     th.start()
     try:
         banner = json.loads(out.q.get(timeout=30))
-        assert set(banner) >= {"env", "rest_url", "ws_url", "appkey", "appsecret", "account", "hts_id", "admin_url"}
+        assert set(banner) >= {"env", "rest_url", "ws_url", "appkey", "appsecret", "account", "hts_id", "admin_url",
+                               "admin_token"}
         assert banner["env"] == "real" and banner["account"] == "63000001-01"
         assert len(banner["appkey"]) == 36 and len(banner["appsecret"]) == 180
         assert banner["rest_url"].startswith("http://127.0.0.1:") and banner["ws_url"].startswith("ws://127.0.0.1:")
@@ -92,7 +93,9 @@ def test_example_config_runs_as_a_process_and_stops_on_sigterm() -> None:
         first = proc.stdout.readline()
         banner = json.loads(first)
         assert banner["env"] == "paper" and banner["account"] == "50000001-01" and banner["clock"] == "accelerated"
-        status = requests.get(banner["admin_url"] + "/admin/status", timeout=10).json()
+        assert requests.get(banner["admin_url"] + "/admin/status", timeout=10).status_code == 401   # token needed
+        status = requests.get(banner["admin_url"] + "/admin/status", timeout=10,
+                              headers={"X-Admin-Token": banner["admin_token"]}).json()
         assert status["envs"] == ["paper"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

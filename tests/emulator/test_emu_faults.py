@@ -47,7 +47,7 @@ def test_expire_token_now(make_emu) -> None:
     c = cl.c
     body = {"grant_type": "client_credentials", "appkey": c.appkey, "appsecret": c.appsecret}
     assert requests.post(c.rest_url + "/oauth2/tokenP", json=body).status_code == 403   # still 1/min
-    emu.advance(61)
+    emu.wall_clock.advance(61)
     r = requests.post(c.rest_url + "/oauth2/tokenP", json=body)
     assert r.status_code == 200 and r.json()["access_token"] != cl._token
 
@@ -163,7 +163,7 @@ def test_order_from_another_app(make_emu) -> None:
     async def go() -> None:
         async with Ws(emu.ws_url(), cl.approval()) as ws:
             await ws.request("H0STCNI9", cl.c.hts_id)
-            r = requests.post(emu.admin_url + "/admin/faults/hts_order",
+            r = requests.post(emu.admin_url + "/admin/faults/hts_order", headers=emu.admin_headers,
                               json={"code": KAKAO, "side": "buy", "qty": 2, "price": 49000})
             assert r.status_code == 200
             odno = r.json()["result"]
@@ -176,22 +176,24 @@ def test_order_from_another_app(make_emu) -> None:
 def test_admin_endpoint(make_emu) -> None:
     emu = make_emu(start=at("09:01"))
     base = emu.admin_url
-    r = requests.get(base + "/admin/clock")
+    adm = requests.Session()
+    adm.headers["X-Admin-Token"] = emu.admin_token        # the token printed in the banner
+    r = adm.get(base + "/admin/clock")
     assert r.json() == {"now": "2025-06-02T09:01:00+09:00", "mode": "stepped", "steppable": True}
-    r = requests.post(base + "/admin/clock", json={"advance_s": 90})
+    r = adm.post(base + "/admin/clock", json={"advance_s": 90})
     assert r.json()["now"] == "2025-06-02T09:02:30+09:00" and emu.now() == at("09:02:30")
-    r = requests.post(base + "/admin/clock", json={"to": "2025-06-02T09:10:00"})
+    r = adm.post(base + "/admin/clock", json={"to": "2025-06-02T09:10:00"})
     assert r.json()["now"] == "2025-06-02T09:10:00+09:00"
-    status = requests.get(base + "/admin/status").json()
+    status = adm.get(base + "/admin/status").json()
     assert status["processed_until"] == status["now"] == "2025-06-02T09:10:00+09:00"
     assert status["lag_s"] == 0.0
-    requests.post(base + "/admin/faults/http500", json={"count": 2, "path": "inquire-price"})
-    requests.post(base + "/admin/faults/duplicate_notices", json={"count": 1})
-    faults = requests.get(base + "/admin/faults").json()
+    adm.post(base + "/admin/faults/http500", json={"count": 2, "path": "inquire-price"})
+    adm.post(base + "/admin/faults/duplicate_notices", json={"count": 1})
+    faults = adm.get(base + "/admin/faults").json()
     assert faults["rest"][0]["kind"] == "http500" and faults["rest"][0]["count"] == 2
     assert faults["duplicate_notices"] == 1
-    assert requests.delete(base + "/admin/faults").json()["rest"] == []
-    assert requests.post(base + "/admin/faults/nonsense", json={}).status_code == 400
-    accts = requests.get(base + "/admin/accounts").json()["accounts"]
+    assert adm.delete(base + "/admin/faults").json()["rest"] == []
+    assert adm.post(base + "/admin/faults/nonsense", json={}).status_code == 400
+    accts = adm.get(base + "/admin/accounts").json()["accounts"]
     assert accts[0]["account"] == "50000001-01" and accts[0]["cash_d0"] == 10_000_000
-    assert requests.post(base + "/admin/clock", json={"to": "2025-06-01T09:00:00+09:00"}).status_code == 400
+    assert adm.post(base + "/admin/clock", json={"to": "2025-06-01T09:00:00+09:00"}).status_code == 400

@@ -163,9 +163,7 @@ def test_t_plus_2_cash_in_output2(make_emu) -> None:
     row = bal["output1"][0]
     assert (row["pdno"], row["hldg_qty"], row["pchs_amt"], row["thdt_buyqty"]) == ("005930", "10", "700000", "10")
     assert float(row["pchs_avg_pric"]) == 70000.0
-    emu.advance_to(datetime.combine(NEXT, time(9, 0, 30), KST))
-    cl._token = None                                                         # tokens live 24 h; fetch a fresh one
-    emu.advance_to(datetime.combine(NEXT, time(9, 1, 30), KST))
+    emu.advance_to(datetime.combine(NEXT, time(9, 1, 30), KST))             # the token lives on the wall clock
     cl.order("sell", "005930", 10, 0, "01")
     emu.advance_to(datetime.combine(NEXT, time(9, 5), KST))
     sell_net = 705_000 - 99 - 1057                                           # fee 0.0140527 %, tax 0.15 % (2025)

@@ -29,7 +29,10 @@ def test_paper_buy_response_shape(make_emu) -> None:
     assert set(out) == {"KRX_FWDG_ORD_ORGNO", "ODNO", "ORD_TMD"}          # uppercase on the wire
     assert out["KRX_FWDG_ORD_ORGNO"] == "00950" and out["ORD_TMD"] == "090100"
     assert len(out["ODNO"]) == 10 and out["ODNO"].isdigit()
-    assert "tr_cont" not in r.headers                                       # order replies: content-type only
+    # every /uapi reply carries lower-case tr_id/tr_cont/gt_uid and a capitalised Content-Type (issue 10:
+    # KIS's sample namedtuples the lower-case header names; "content-type" would not be an identifier)
+    names = list(r.raw.headers.keys())                                      # as written on the wire
+    assert r.headers["tr_cont"] == "" and "Content-Type" in names and "content-type" not in names
     r2 = cl.order("buy", "005930", 1, 70000)
     assert int(r2.json()["output"]["ODNO"]) > int(out["ODNO"])
 
@@ -60,10 +63,12 @@ def test_old_order_tr_ids(make_emu, env: str, tr_buy: str, tr_rv: str, tr_ccld: 
     assert {row["odno"] for row in rows} == {odno, r.json()["output"]["ODNO"]}
 
 
-@pytest.mark.parametrize("env,code,text", [
-    ("paper", "40030000", "모의투자 주문처리가 안되었습니다(호가단위 오류)"), ("real", "40030000", "주식주문호가단위 오류입니다.")])
-def test_tick_size_error(make_emu, env: str, code: str, text: str) -> None:
-    emu = make_emu(env, start=at("09:01"))
+@pytest.mark.parametrize("env,source,code,text", [
+    ("paper", "real_host", "40030000", "모의투자 주문처리가 안되었습니다(호가단위 오류)"),
+    ("real", "real_host", "APBK0506", "주식주문호가단위 오류입니다."),          # real-host logs (default)
+    ("real", "third_party", "40030000", "주식주문호가단위 오류입니다.")])       # the older third-party choice
+def test_tick_size_error(make_emu, env: str, source: str, code: str, text: str) -> None:
+    emu = make_emu(env, start=at("09:01"), rest={"business_codes": source})
     r = Client(emu.credentials()).order("buy", "005930", 1, 70050)           # tick is 100 at 70,000
     assert r.status_code == 200
     assert (r.json()["rt_cd"], r.json()["msg_cd"], r.json()["msg1"].strip()) == ("1", code, text)
@@ -181,7 +186,7 @@ def test_revise_price_rules(make_emu) -> None:
     emu = make_emu("real", start=at("09:01"))
     cl = Client(emu.credentials())
     odno = cl.order("buy", "005930", 2, 69000).json()["output"]["ODNO"]
-    assert cl.rvsecncl(odno, cancel=False, price=69050).json()["msg_cd"] == "40030000"     # off the grid
+    assert cl.rvsecncl(odno, cancel=False, price=69050).json()["msg_cd"] == "APBK0506"     # off the grid
     assert cl.rvsecncl(odno, cancel=False, price=95000).json()["msg_cd"] == "40270000"     # above the band
     r = cl.rvsecncl(odno, cancel=False, price=69100)
     assert (r.json()["rt_cd"], r.json()["msg_cd"]) == ("0", "APBK0013")

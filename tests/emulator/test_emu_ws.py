@@ -112,7 +112,8 @@ def test_pingpong_echo_keeps_silent_client_dropped(make_emu) -> None:
             assert emu.ping_websockets() == 0
             for ws in (wa, wb):
                 raw = await asyncio.wait_for(ws.ws.recv(), 5)
-                assert json.loads(raw) == {"header": {"tr_id": "PINGPONG", "datetime": "20250602085500"}}
+                # stamped by the gateway's wall clock (WALL_START), not the replayed market
+                assert json.loads(raw) == {"header": {"tr_id": "PINGPONG", "datetime": "20260302073000"}}
             await wa.ws.send(raw)                                   # echo the identical text (§4.6)
             await wa.request("H0STASP0", "005930")                  # ack ⇒ the echo was processed
             assert emu.ping_websockets() == 1                       # b never echoed: dropped

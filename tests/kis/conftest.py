@@ -25,7 +25,7 @@ import requests
 from brokers.kis import ratelimit, tokencache
 from brokers.kis.client import Credentials, KISClient
 from brokers.kis.ws import KISWebSocket
-from brokers.kis.emulator.clock import SteppedClock
+from brokers.kis.emulator.clock import ClockAsWall, SteppedClock
 from brokers.kis.emulator.server import Emulator
 from configs.emulator_schema import EmulatorConfig
 from market.calendar import KST, krx_calendar
@@ -103,7 +103,10 @@ def make_emulator(market_bars: dict[str, pd.DataFrame]) -> Iterator[Callable[...
 
     def make(**overrides: Any) -> Emulator:
         cfg = EmulatorConfig.model_validate(_merge(base_config(), overrides))
-        emu = Emulator(cfg, bars=market_bars, names=NAMES, clock=SteppedClock(START))
+        clock = SteppedClock(START)
+        # The client under test lives in VirtualTime, whose sleeps step this clock: one timeline for the
+        # client's wall clock, the gateway's token rules and the market (see ClockAsWall).
+        emu = Emulator(cfg, bars=market_bars, names=NAMES, clock=clock, wall_clock=ClockAsWall(clock))
         emu.start()
         made.append(emu)
         return emu

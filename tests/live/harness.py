@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from brokers.kis.client import Credentials, KISClient
-from brokers.kis.emulator.clock import SteppedClock
+from brokers.kis.emulator.clock import ClockAsWall, SteppedClock
 from brokers.kis.emulator.server import Emulator
 from brokers.kis.journal import Journal
 from brokers.kis.ws import KISWebSocket
@@ -174,7 +174,12 @@ def start_trader(emu: Emulator, cfg: AppConfig, tmp_path: Path, until: datetime,
 
 def make_emulator(bars: dict[str, pd.DataFrame], markets: dict[str, Any], start: datetime,
                   **overrides: Any) -> Emulator:
-    emu = Emulator(emulator_config(**overrides), bars=bars, markets=markets, clock=SteppedClock(start))
+    clock = SteppedClock(start)
+    # The trader's clients run on emu.now (their "wall clock" is the stepped market), so the gateway's
+    # token clock follows the same timeline; with the system wall clock a market stepped across days
+    # would have the client re-issue tokens within the real minute (EGW00133, a 61 s wait).
+    emu = Emulator(emulator_config(**overrides), bars=bars, markets=markets, clock=clock,
+                   wall_clock=ClockAsWall(clock))
     return emu.start()
 
 

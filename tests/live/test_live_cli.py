@@ -46,7 +46,8 @@ def test_paper_cli_against_emulator_cli(tmp_path):
         (tmp_path / "paper.yaml").write_text(yaml.safe_dump(paper_cfg))
 
         def step(to: str) -> None:
-            r = requests.post(admin + "/admin/clock", json={"to": f"{DAY}T{to}+09:00"}, timeout=10)
+            r = requests.post(admin + "/admin/clock", json={"to": f"{DAY}T{to}+09:00"}, timeout=10,
+                              headers={"X-Admin-Token": banner["admin_token"]})
             assert r.status_code == 200, r.text
 
         step("09:00:30")

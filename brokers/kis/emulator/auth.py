@@ -1,6 +1,10 @@
 """App keys, access tokens, WebSocket approval keys and the per-app-key REST rate limiter.
 
-Rules (PROTOCOL.md §2, §5.1), all on the emulator's clock so tests can step through them:
+Rules (PROTOCOL.md §2, §5.1). Token and approval-key lifetimes, the one-a-minute ``tokenP`` rule
+and the reuse window run on the **wall clock** (``WallClock``: the machine's clock by default, a
+``ManualWallClock`` in tests) in every market-clock mode — they are facts of the gateway, and the
+clients written for real KIS compare ``access_token_token_expired`` with their own wall clock
+(KIS's sample ``read_token()``; python-kis ``KisAccessToken.remaining`` re-issues under 10 minutes):
 
 * ``tokenP``: a request within ``issue_interval_s`` (60 s) of the previous successful one is
   refused with HTTP 403 ``EGW00133``; within ``reuse_window_s`` (6 h) of issuance the **same**
@@ -37,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from brokers.kis import protocol as P
-from brokers.kis.emulator.clock import Clock
+from brokers.kis.emulator.clock import Clock, SystemWallClock, WallClock
 from brokers.kis.emulator.matching import Account
 
 _ALNUM = string.ascii_letters + string.digits
@@ -129,8 +133,9 @@ def gateway_error(key: str, env: P.Env) -> AuthError:
 class AuthRegistry:
     """All apps of all environments (so cross-environment use can be recognised)."""
 
-    def __init__(self, clock: Clock, settings: AuthSettings | None = None) -> None:
-        self.clock = clock
+    def __init__(self, clock: Clock, settings: AuthSettings | None = None, wall: WallClock | None = None) -> None:
+        self.clock = clock          # market clock: only the rate limiter's "auto"/"clock" time base
+        self.wall = wall or SystemWallClock()
         self.settings = settings or AuthSettings()
         self._lock = threading.Lock()
         self.apps: dict[str, App] = {}
@@ -189,7 +194,7 @@ class AuthRegistry:
             app = self._app_for(host_env, body.get("appkey"), body.get("appsecret"), oauth=True)
         except AuthError as exc:
             return exc.status, exc.body
-        now = self.clock.now()
+        now = self.wall.now()
         s = self.settings
         with self._lock:
             last = self._last_issue.get(app.appkey)
@@ -226,7 +231,7 @@ class AuthRegistry:
 
     def expire_tokens(self, appkey: str | None = None) -> int:
         """Fault: every live token (of one key, or all) expires now."""
-        now = self.clock.now()
+        now = self.wall.now()
         n = 0
         with self._lock:
             for tok in self.tokens.values():
@@ -243,7 +248,7 @@ class AuthRegistry:
             return exc.status, exc.body
         key = str(uuid.uuid4())
         with self._lock:
-            self.approvals[key] = (app.appkey, self.clock.now())
+            self.approvals[key] = (app.appkey, self.wall.now())
         return 200, {"approval_key": key}
 
     def app_for_approval(self, approval_key: str) -> App | None:
@@ -252,7 +257,7 @@ class AuthRegistry:
         if entry is None:
             return None
         appkey, issued = entry
-        if (self.clock.now() - issued).total_seconds() >= self.settings.approval_lifetime_s:
+        if (self.wall.now() - issued).total_seconds() >= self.settings.approval_lifetime_s:
             return None
         return self.apps.get(appkey)
 
@@ -277,7 +282,7 @@ class AuthRegistry:
             tok = self.tokens.get(value)
         if tok is None or tok.revoked or tok.appkey != app.appkey:
             raise gateway_error("token_invalid", host_env)
-        if self.clock.now() >= tok.expires_at:
+        if self.wall.now() >= tok.expires_at:
             raise gateway_error("token_expired", host_env)
         return app
 

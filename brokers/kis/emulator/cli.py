@@ -4,7 +4,8 @@ The first line on stdout is one JSON object a script (or a human) can read the c
 
     {"env": "paper", "rest_url": "http://127.0.0.1:53211", "ws_url": "ws://127.0.0.1:53212",
      "appkey": "PS…", "appsecret": "…", "account": "50000001-01", "hts_id": "emuuser",
-     "admin_url": "http://127.0.0.1:53213", "clock": "accelerated", "now": "…", "other_env": {…}}
+     "admin_url": "http://127.0.0.1:53213", "admin_token": "…", "clock": "accelerated", "now": "…",
+     "other_env": {…}}
 
 then request log lines follow (method, path, TR id, masked key, status, message code, latency —
 never secrets or tokens). Market data comes from the config's ``data:`` section through
@@ -21,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from brokers.kis.emulator.reference import ReferenceError
 from configs.emulator_schema import EmulatorConfig, load_emulator_config
 from configs.schema import ConfigError, DataConfig
 
@@ -48,6 +50,7 @@ def banner(emu: Any) -> dict[str, Any]:
     creds = emu.credentials()
     out: dict[str, Any] = creds.as_dict()
     out["admin_url"] = emu.admin_url
+    out["admin_token"] = emu.admin_token
     out["clock"] = emu.clock.mode
     out["now"] = emu.now().isoformat()
     others = [e for e in emu.envs if e is not emu.primary_env]
@@ -75,7 +78,7 @@ def main(config_path: str, *, stop_event: threading.Event | None = None,
     try:
         cfg = load_emulator_config(Path(config_path))
         emu = build_emulator(cfg, loader)
-    except ConfigError as exc:
+    except (ConfigError, ReferenceError) as exc:
         print(f"emulator: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:

@@ -2,8 +2,8 @@
 
 Every clock answers two questions:
 
-* ``now()`` — the emulated moment, timezone-aware in Asia/Seoul. Sessions, order times, token
-  expiry strings and the replayed market all follow it.
+* ``now()`` — the emulated moment, timezone-aware in Asia/Seoul. Sessions, order times, notice
+  times, T+2 and the replayed market follow it (token lifetimes do not: see ``WallClock``).
 * ``monotonic()`` — seconds for the REST rate limiter when it runs on the clock's time base
   (``rate_limit.time_base: clock``). Real and accelerated clocks answer wall seconds (a rate
   limit is about how fast a client hammers the server; an accelerated day must not multiply the
@@ -160,3 +160,81 @@ class SteppedClock(Clock):
         with self._lock:
             self._now = self._now + delta
             return self._now
+
+
+# ---- the gateway's wall clock ----------------------------------------------------------------
+
+
+class WallClock(ABC):
+    """The *gateway's* time: token and approval-key lifetimes, the one-``tokenP``-a-minute rule,
+    the 6-hour reuse window and the PINGPONG stamp.
+
+    Why a second clock: those are facts of KIS's OAuth gateway, which runs on the real calendar even
+    while the emulator replays a 2025 market in 2026. Clients written for real KIS compare
+    ``access_token_token_expired`` with *their* wall clock (KIS's sample ``read_token()``, python-kis
+    ``KisAccessToken.remaining``); a stamp on the market clock looks expired to them, so they
+    re-issue on every call and hit ``EGW00133``. The market clock (``Clock``) drives only market
+    facts: prints, sessions, order times, T+2.
+    """
+
+    mode: str = "abstract"
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The wall moment (aware, Asia/Seoul)."""
+
+
+class SystemWallClock(WallClock):
+    """The machine's clock: the default in every market-clock mode."""
+
+    mode = "system"
+
+    def now(self) -> datetime:
+        return datetime.now(KST)
+
+
+class ManualWallClock(WallClock):
+    """A wall clock a test moves by hand (``advance``/``set``), to walk through token lifetimes
+    without waiting; it never moves by itself and is independent of the market clock."""
+
+    mode = "manual"
+
+    def __init__(self, start: datetime) -> None:
+        self._now = _aware(start)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=float(delta))
+        if delta < timedelta(0):
+            raise ValueError("cannot advance by a negative delta")
+        with self._lock:
+            self._now = self._now + delta
+            return self._now
+
+    def set(self, moment: datetime) -> datetime:
+        moment = _aware(moment)
+        with self._lock:
+            if moment < self._now:
+                raise ValueError(f"cannot step back from {self._now.isoformat()} to {moment.isoformat()}")
+            self._now = moment
+            return self._now
+
+
+class ClockAsWall(WallClock):
+    """A wall clock that reads a market clock: for harnesses whose client runs in *virtual* time tied
+    to a stepped market (``tests/kis``'s ``VirtualTime`` sleeps by stepping the emulator), so client and
+    gateway share one timeline by construction. Never a default: against real clients the gateway's
+    time is the machine's (``SystemWallClock``)."""
+
+    mode = "market"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -16,12 +16,13 @@ Independent of the HTTP server (``server.py`` turns sockets into ``RestRequest``
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
+import weakref
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time as dtime, timedelta
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from brokers.kis import protocol as P
@@ -29,9 +30,12 @@ from brokers.kis.protocol import Api, Env
 from brokers.kis.emulator.auth import App, AuthError, AuthRegistry, gateway_error
 from brokers.kis.emulator.clock import Clock
 from brokers.kis.emulator.frames import book, pct, price_sign
+from brokers.kis.emulator.inputs import InputError, is_ascii_number, parse_json
 from brokers.kis.emulator.matching import Engine, Order, OrderError
+from brokers.kis.emulator.reference import ReferenceData, generate_reference
+from brokers.kis.emulator.rest_info import InfoHandlers
 from brokers.kis.protocol import BUY, SELL
-from market.calendar import KST, krx_calendar
+from market.calendar import CALENDAR_END, CALENDAR_START, KST, krx_calendar
 from market.ticks import tick_size
 
 
@@ -70,14 +74,11 @@ class EnvRestSettings:
 class RestSettings:
     strict_string_values: bool = True
     pad_msg1: bool = False
+    balance_by_stock: bool = False
+    messages: Mapping[str, P.Message] = field(default_factory=P.business_messages)
+    """reason → (msg_cd, msg1) per env: ``protocol.business_messages`` of the configured source."""
     envs: dict[Env, EnvRestSettings] = field(default_factory=lambda: {
         Env.REAL: EnvRestSettings("06010"), Env.PAPER: EnvRestSettings("00950")})
-
-
-class InputError(Exception):
-    def __init__(self, field_name: str) -> None:
-        super().__init__(field_name)
-        self.field = field_name
 
 
 def _s(v: Any) -> str:
@@ -89,14 +90,16 @@ def _f2(v: float) -> str:
 
 
 ORD_DVSN_NAMES = {code: o.name for code, o in P.ORD_DVSN.items()}
+ASCII_SPACE = " \t\r\n"
 
-
-class RestService:
+class RestService(InfoHandlers):
     """Answers KIS REST calls for every environment the emulator serves."""
 
     def __init__(self, engine: Engine, auth: AuthRegistry, clock: Clock, gate: Any, faults: Any,
-                 settings: RestSettings | None = None) -> None:
+                 settings: RestSettings | None = None, reference: ReferenceData | None = None) -> None:
         self.engine = engine
+        self.reference = reference or generate_reference(engine.store.daily, engine.store.markets,
+                                                         engine.store.names)
         self.auth = auth
         self.clock = clock
         self.gate = gate
@@ -117,12 +120,13 @@ class RestService:
             Api.INQUIRE_TIME_ITEMCHARTPRICE: self._time_chart,
             Api.INQUIRE_TIME_DAILYCHARTPRICE: self._time_daily_chart,
             Api.CHK_HOLIDAY: self._chk_holiday,
+            **self.info_handlers(),
         }
 
     # ---- envelope helpers --------------------------------------------------------------------
 
     def _msg(self, key: str, env: Env, **extra: Any) -> dict[str, Any]:
-        body = P.message(key).envelope(env, **extra)
+        body = self.settings.messages[key].envelope(env, **extra)
         if self.settings.pad_msg1:
             body["msg1"] = str(body["msg1"]).ljust(80)
         return body
@@ -130,11 +134,15 @@ class RestService:
     def _gt_uid(self) -> str:
         return uuid.uuid4().hex
 
-    def _inquiry_headers(self, tr_id: str, tr_cont: str | None = None) -> dict[str, str]:
-        h = {"tr_id": tr_id, "gt_uid": self._gt_uid()}
-        if tr_cont is not None:
-            h["tr_cont"] = tr_cont
-        return h
+    def _inquiry_headers(self, tr_id: str, tr_cont: str = "") -> dict[str, str]:
+        """Lower-case ``tr_id``, ``tr_cont``, ``gt_uid`` as KIS writes them on every ``/uapi`` reply.
+
+        Evidence: KIS's sample ``APIResp._setHeader`` builds a namedtuple of the reply's lower-case
+        header names and its ``inquire_psbl_sell`` reads ``getHeader().tr_cont`` on every inquiry
+        (AttributeError without it); ``content-type`` must therefore NOT be lower case (server.py
+        writes ``Content-Type``). ``tr_cont`` is ``M`` (more) / ``D`` (last) on paged TRs, empty
+        elsewhere."""
+        return {"tr_id": tr_id, "tr_cont": tr_cont, "gt_uid": self._gt_uid()}
 
     def odno(self, env: Env, no: int) -> str:
         return P.zero_pad(no, 10) if self.settings.envs[env].odno_padded else str(no)
@@ -155,16 +163,22 @@ class RestService:
                 return RestResponse(st, body, kind="Approval", msg_cd=str(body.get("error_code", "")))
             if path == P.PATH_HASHKEY and req.method == "POST":
                 return self._hashkey(req)
-            return self._uapi(req, path)
+            resp = self._uapi(req, path)
         except AuthError as exc:
-            return RestResponse(exc.status, exc.body, kind="auth",
+            resp = RestResponse(exc.status, exc.body, kind="auth",
                                 msg_cd=str(exc.body.get("msg_cd") or exc.body.get("error_code") or ""))
+        if path.startswith("/uapi"):
+            resp.headers = {**self._inquiry_headers(self._tr_id(req)), **resp.headers}
+        return resp
+
+    @staticmethod
+    def _tr_id(req: RestRequest) -> str:
+        """The request's TR id as echoed back (printable ASCII only, at most 13 characters)."""
+        tr = (req.header("tr_id") or "").strip().upper()
+        return tr if tr.isascii() and tr.isprintable() and len(tr) <= 13 else ""
 
     def _json_body(self, req: RestRequest, oauth: bool = False) -> dict[str, Any]:
-        try:
-            data = json.loads(req.body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
+        data = parse_json(req.body)
         if not isinstance(data, dict):
             if oauth:
                 raise AuthError(403, P.oauth_error("EGW00002", "요청 본문(JSON)을 확인하세요."))
@@ -175,9 +189,8 @@ class RestService:
         app = self.auth.check_hashkey(req.env, req.header("appkey"), req.header("appsecret"))
         if not self.auth.take_rate(app):
             raise gateway_error("rate_limited", req.env)
-        try:
-            echo = json.loads(req.body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        echo = parse_json(req.body)
+        if echo is None:
             echo = {}
         return RestResponse(200, {"BODY": echo, "HASH": hashlib.sha256(req.body).hexdigest()}, app=app,
                             kind="hashkey")
@@ -211,7 +224,7 @@ class RestService:
                 resp = handler(req, app, info.api)
             except InputError as exc:
                 body = P.input_invalid(exc.field)
-                resp = RestResponse(200, body, self._inquiry_headers(tr_id), msg_cd=body["msg_cd"])
+                resp = RestResponse(200, body, msg_cd=body["msg_cd"])
             except OrderError as exc:
                 if exc.key.startswith("input:"):
                     body = P.input_invalid(exc.key[6:])
@@ -245,7 +258,7 @@ class RestService:
                 if self.settings.strict_string_values or not isinstance(v, (int, float)):
                     raise InputError(name)
                 v = str(v)
-            out[name] = v.strip()
+            out[name] = v.strip(ASCII_SPACE)  # str.strip() would also eat NBSP & co: KIS sees them
         return out
 
     @staticmethod
@@ -258,8 +271,8 @@ class RestService:
 
     @staticmethod
     def _int(value: str, field_name: str) -> int:
-        v = value.strip()
-        if not v.isdigit():
+        v = value.strip(ASCII_SPACE)
+        if not is_ascii_number(v):
             raise InputError(field_name)
         return int(v)
 
@@ -271,7 +284,7 @@ class RestService:
         self._check_account(app, f["CANO"], f["ACNT_PRDT_CD"])
         side = BUY if api is Api.ORDER_CASH_BUY else SELL
         qty_txt = f["ORD_QTY"]
-        if not qty_txt.isdigit():
+        if not is_ascii_number(qty_txt):
             raise OrderError("bad_quantity")
         price = self._int(f["ORD_UNPR"] or "0", "ORD_UNPR")
         reject = self.faults.take_counter("reject_orders")
@@ -296,7 +309,7 @@ class RestService:
         if f["QTY_ALL_ORD_YN"] not in ("Y", "N"):
             raise InputError("QTY_ALL_ORD_YN")
         orig = self._int(f["ORGN_ODNO"], "ORGN_ODNO")
-        if not f["ORD_QTY"].isdigit():
+        if not is_ascii_number(f["ORD_QTY"]):
             raise OrderError("bad_quantity")
         price = self._int(f["ORD_UNPR"] or "0", "ORD_UNPR")
         row, events = self.engine.revise_cancel(app.account, orig, kind == P.CNCL, f["ORD_DVSN"] or "00",
@@ -336,7 +349,10 @@ class RestService:
     def _inquire_balance(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         acct = app.account
         self._check_account(app, self._q(req, "CANO"), self._q(req, "ACNT_PRDT_CD"))
-        if self._q(req, "INQR_DVSN", "01") != "01":
+        # INQR_DVSN 02 (종목별) is refused since KIS's notice of 2026-02-10 (python-kis #81/#82, PROTOCOL §3.6);
+        # ``rest.balance_by_stock`` restores the earlier gateway, where 02 answered like 01 here.
+        allowed = ("01", "02") if self.settings.balance_by_stock else ("01",)
+        if self._q(req, "INQR_DVSN", "01") not in allowed:
             raise InputError("INQR_DVSN")
         eng = self.engine
         rows = []
@@ -385,20 +401,31 @@ class RestService:
         size = P.PAGE_SIZE[Api.INQUIRE_BALANCE][req.env]
         fk_core = f"{acct.cano}^{acct.prdt}^N^N^01^01^N^"
         page, cont, fk, nk, msg = self._page(req, rows, size, fk_core)
-        tr = req.header("tr_id") or ""
         body = self._msg(msg, req.env, ctx_area_fk100=fk, ctx_area_nk100=nk, output1=page, output2=[summary])
-        return RestResponse(200, body, self._inquiry_headers(tr.upper(), cont))
+        return RestResponse(200, body, self._inquiry_headers(self._tr_id(req), cont))
 
     # ---- daily orders ------------------------------------------------------------------------
 
-    def _date(self, value: str, field_name: str, default: date) -> date:
+    def _date(self, value: str, field_name: str, default: date, *, clamp: bool = False) -> date:
+        """``YYYYMMDD`` → date; ``InputError`` for anything else. KRX dates live in the calendar's range:
+        with ``clamp`` (chart windows) a date outside it is moved to its edge — ``00000101`` is how
+        python-kis asks for "from the beginning" — otherwise it is an input error."""
         v = value.strip()
         if not v:
             return default
+        if len(v) != 8 or not is_ascii_number(v):
+            raise InputError(field_name)
+        if clamp and v[:4] == "0000":
+            return CALENDAR_START
         try:
-            return datetime.strptime(v, "%Y%m%d").date()
+            d = date(int(v[:4]), int(v[4:6]), int(v[6:]))
         except ValueError:
             raise InputError(field_name) from None
+        if not CALENDAR_START <= d <= CALENDAR_END:
+            if not clamp:
+                raise InputError(field_name)
+            d = min(max(d, CALENDAR_START), CALENDAR_END)
+        return d
 
     def _order_row(self, o: Order) -> dict[str, str]:
         side_name = {"new": "현금매수" if o.is_buy else "현금매도",
@@ -465,7 +492,7 @@ class RestService:
         fk_core = f"{acct.cano}^{acct.prdt}^{start:%Y%m%d}^{end:%Y%m%d}^{side}^{ccld}^"
         page, cont, fk, nk, msg = self._page(req, rows, size, fk_core)
         body = self._msg(msg, req.env, ctx_area_fk100=fk, ctx_area_nk100=nk, output1=page, output2=summary)
-        return RestResponse(200, body, self._inquiry_headers((req.header("tr_id") or "").upper(), cont))
+        return RestResponse(200, body, self._inquiry_headers(self._tr_id(req), cont))
 
     def _inquire_psbl_rvsecncl(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         acct = app.account
@@ -492,7 +519,7 @@ class RestService:
         size = P.PAGE_SIZE[Api.INQUIRE_PSBL_RVSECNCL][req.env]
         page, cont, fk, nk, msg = self._page(req, rows, size, f"{acct.cano}^{acct.prdt}^{side}^")
         body = self._msg(msg, req.env, ctx_area_fk100=fk, ctx_area_nk100=nk, output=page)
-        return RestResponse(200, body, self._inquiry_headers((req.header("tr_id") or "").upper(), cont))
+        return RestResponse(200, body, self._inquiry_headers(self._tr_id(req), cont))
 
     def _inquire_psbl_order(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         acct = app.account
@@ -501,7 +528,7 @@ class RestService:
         code = self._q(req, "PDNO").strip()
         dvsn = self._q(req, "ORD_DVSN", "00") or "00"
         price_txt = self._q(req, "ORD_UNPR").strip() or "0"
-        if not price_txt.isdigit():
+        if not is_ascii_number(price_txt):
             raise InputError("ORD_UNPR")
         px = int(price_txt)
         if code:
@@ -517,7 +544,7 @@ class RestService:
                "nrcvb_buy_qty": _s(qty), "max_buy_amt": _s(amt), "max_buy_qty": _s(qty), "cma_evlu_amt": "0",
                "ovrs_re_use_amt_wcrc": "0", "ord_psbl_frcr_amt_wcrc": "0"}
         return RestResponse(200, self._msg("inquiry_done", req.env, output=out),
-                            self._inquiry_headers((req.header("tr_id") or "").upper()))
+                            self._inquiry_headers(self._tr_id(req)))
 
     def _inquire_psbl_sell(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         acct = app.account
@@ -535,7 +562,7 @@ class RestService:
                "evlu_amt": _s(evlu), "evlu_pfls_amt": _s(evlu - cost),
                "evlu_pfls_rt": _f2((evlu - cost) / cost * 100 if cost else 0.0)}
         return RestResponse(200, self._msg("inquiry_done", req.env, output=out),
-                            self._inquiry_headers((req.header("tr_id") or "").upper()))
+                            self._inquiry_headers(self._tr_id(req)))
 
     # ---- quotations --------------------------------------------------------------------------
 
@@ -544,14 +571,20 @@ class RestService:
 
     def _quote_ok(self, req: RestRequest, **outputs: Any) -> RestResponse:
         return RestResponse(200, self._msg("quote_ok", req.env, **outputs),
-                            self._inquiry_headers((req.header("tr_id") or "").upper()))
+                            self._inquiry_headers(self._tr_id(req)))
 
     def _inquire_price(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         code = self._code(req)
         eng = self.engine
         if not eng.store.knows(code):
             return self._quote_ok(req, output=_price_output(code, None, eng))
-        return self._quote_ok(req, output=_price_output(code, eng.quote(code), eng))
+        q = eng.quote(code)
+        out = _price_output(code, q, eng)
+        if q.listed:
+            out.update(self.valuation(code, q.last))
+            out["vi_cls_code"] = self.vi_code(code)
+            out["vol_tnrt"] = pct(q.volume, int(out.get("lstn_stcn") or 0)) if out.get("lstn_stcn") else "0.00"
+        return self._quote_ok(req, output=out)
 
     def _inquire_asking_price(self, req: RestRequest, app: App, api: Api) -> RestResponse:
         code = self._code(req)
@@ -611,8 +644,8 @@ class RestService:
         code = self._code(req)
         eng = self.engine
         today = eng.now.date()
-        d1 = self._date(self._q(req, "FID_INPUT_DATE_1"), "FID_INPUT_DATE_1", date(1900, 1, 1))
-        d2 = self._date(self._q(req, "FID_INPUT_DATE_2"), "FID_INPUT_DATE_2", today)
+        d1 = self._date(self._q(req, "FID_INPUT_DATE_1"), "FID_INPUT_DATE_1", CALENDAR_START, clamp=True)
+        d2 = min(self._date(self._q(req, "FID_INPUT_DATE_2"), "FID_INPUT_DATE_2", today, clamp=True), today)
         period = (self._q(req, "FID_PERIOD_DIV_CODE", "D") or "D").upper()
         if period not in ("D", "W", "M", "Y"):
             raise InputError("FID_PERIOD_DIV_CODE")
@@ -661,9 +694,17 @@ class RestService:
         return rows
 
     def _hour(self, req: RestRequest, d: date) -> datetime:
-        h = self._q(req, "FID_INPUT_HOUR_1").strip() or "235959"
+        """``FID_INPUT_HOUR_1`` as a moment of day ``d``; empty or ``000000`` means "latest" (python-kis's
+        first intraday call sends ``000000`` and pages back from there, so real KIS must answer it
+        with the newest rows)."""
+        h = self._q(req, "FID_INPUT_HOUR_1").strip()
+        if h in ("", P.HOUR_INPUT_LATEST):
+            h = "235959"
+        if len(h) > 6 or not is_ascii_number(h):
+            raise InputError("FID_INPUT_HOUR_1")
+        h = h.zfill(6)
         try:
-            t = datetime.strptime(h.zfill(6), "%H%M%S").time()
+            t = dtime(int(h[:2]), int(h[2:4]), int(h[4:]))
         except ValueError:
             raise InputError("FID_INPUT_HOUR_1") from None
         return datetime.combine(d, t, KST)
@@ -698,12 +739,14 @@ class RestService:
         rows = []
         for k in range(20):
             d = d0 + timedelta(days=k)
+            if d > CALENDAR_END:
+                break
             trading = cal.is_trading_day(d)
             rows.append({"bass_dt": d.strftime("%Y%m%d"), "wday_dvsn_cd": f"{(d.isoweekday() % 7) + 1:02d}",
                          "bzdy_yn": "Y" if d.weekday() < 5 else "N", "tr_day_yn": "Y" if trading else "N",
                          "opnd_yn": "Y" if trading else "N", "sttl_day_yn": "Y" if trading else "N"})
         body = self._msg("inquiry_done", req.env, ctx_area_fk="".ljust(20), ctx_area_nk="".ljust(20), output=rows)
-        return RestResponse(200, body, self._inquiry_headers((req.header("tr_id") or "").upper(), "D"))
+        return RestResponse(200, body, self._inquiry_headers(self._tr_id(req), "D"))
 
 
 # ---- quotation payload builders (module level: pure functions of the engine state) ----------
@@ -739,9 +782,7 @@ def _price_output(code: str, q: Any, eng: Engine) -> dict[str, str]:
         return out
     market = eng.store.markets.get(code)
     hist = eng.store.daily_until(code, q.day)
-    w52 = hist.iloc[-250:] if len(hist) else hist
-    hi52 = max(int(w52["high"].max()) if len(w52) else 0, q.high)
-    lo52 = min([x for x in (int(w52["low"].min()) if len(w52) else 0, q.low) if x] or [q.last])
+    out.update(_extremes(eng.store, code, hist, q))
     out.update({
         "iscd_stat_cls_code": "55", "marg_rate": "20.00",
         "rprs_mrkt_kor_name": MARKET_NAMES.get(market.value if market else "KOSPI", "KOSPI"),
@@ -756,11 +797,67 @@ def _price_output(code: str, q: Any, eng: Engine) -> dict[str, str]:
         "rstc_wdth_prc": _s(q.band.upper - q.base), "stck_fcam": "100", "stck_sspr": _s(int(q.base * 0.7)),
         "aspr_unit": _s(tick_size(q.last, q.day, market) if q.last else 1), "hts_deal_qty_unit_val": "1",
         "per": "0.00", "pbr": "0.00", "eps": "0.00", "bps": "0.00", "vol_tnrt": "0.00",
-        "w52_hgpr": _s(hi52), "w52_lwpr": _s(lo52), "d250_hgpr": _s(hi52), "d250_lwpr": _s(lo52),
-        "stck_dryy_hgpr": _s(hi52), "stck_dryy_lwpr": _s(lo52), "ssts_yn": "Y", "fcam_cnnm": "원", "cpfn_cnnm": "억",
+        "ssts_yn": "Y", "fcam_cnnm": "원", "cpfn_cnnm": "억",
         "vi_cls_code": "N", "ovtm_vi_cls_code": "N", "invt_caful_yn": "N", "mrkt_warn_cls_code": "00",
         "short_over_yn": "N", "sltr_yn": "N", "mang_issu_cls_code": "N", "hts_frgn_ehrt": "0.00",
     })
+    return out
+
+
+_EXTREME_NAMES = {
+    "w52": ("w52_hgpr", "w52_hgpr_date", "w52_hgpr_vrss_prpr_ctrt", "w52_lwpr", "w52_lwpr_date",
+            "w52_lwpr_vrss_prpr_ctrt"),
+    "d250": ("d250_hgpr", "d250_hgpr_date", "d250_hgpr_vrss_prpr_rate", "d250_lwpr", "d250_lwpr_date",
+             "d250_lwpr_vrss_prpr_rate"),
+    "dryy": ("stck_dryy_hgpr", "dryy_hgpr_date", "dryy_hgpr_vrss_prpr_rate", "stck_dryy_lwpr", "dryy_lwpr_date",
+             "dryy_lwpr_vrss_prpr_rate"),
+}
+_HISTORY_EXTREMES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+"""Per bar store (one emulator's data): (code, day) → the extremes of the days before."""
+
+
+def _history_extremes(store: Any, code: str, day: date, hist: pd.DataFrame
+                      ) -> dict[str, tuple[int, date | None, int, date | None]]:
+    """Highest high and lowest low (with their first dates) of the complete days before ``day`` over 52
+    weeks, 250 sessions and the calendar year — fixed for a trading day, so computed once (the engine
+    lock serialises callers)."""
+    cache = _HISTORY_EXTREMES.setdefault(store, {})
+    key = (code, day)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    days = hist.index
+    masks = {"w52": np.asarray(days > pd.Timestamp(day) - pd.Timedelta(days=364)),
+             "d250": np.arange(len(days)) >= len(days) - 249, "dryy": np.asarray(days.year == day.year)}
+    highs, lows = hist["high"].to_numpy(), hist["low"].to_numpy()
+    out: dict[str, tuple[int, date | None, int, date | None]] = {}
+    for name, mask in masks.items():
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            out[name] = (0, None, 0, None)
+            continue
+        i_hi = idx[int(np.argmax(highs[idx]))]
+        pos = [i for i in idx if lows[i] > 0]
+        i_lo = pos[int(np.argmin(lows[pos]))] if pos else None
+        out[name] = (int(highs[i_hi]), days[i_hi].date(),
+                     int(lows[i_lo]) if i_lo is not None else 0, days[i_lo].date() if i_lo is not None else None)
+    if len(cache) > 8192:
+        cache.clear()
+    cache[key] = out
+    return out
+
+
+def _extremes(store: Any, code: str, hist: pd.DataFrame, q: Any) -> dict[str, str]:
+    """52-week, 250-session and this-year highs/lows with their dates and the distance of the last
+    price from them (python-kis's quote parser reads the dates: they must never be empty)."""
+    out: dict[str, str] = {}
+    today_hi, today_lo = q.high or q.last, q.low or q.last
+    for key, (h_hi, h_hi_day, h_lo, h_lo_day) in _history_extremes(store, code, q.day, hist).items():
+        hi, hi_day = (h_hi, h_hi_day) if h_hi_day is not None and h_hi > today_hi else (today_hi, q.day)
+        lo, lo_day = (h_lo, h_lo_day) if h_lo_day is not None and 0 < h_lo < today_lo else (today_lo, q.day)
+        h, hd, hr, l, ld, lr = _EXTREME_NAMES[key]
+        out.update({h: _s(hi), hd: hi_day.strftime("%Y%m%d"), hr: pct(q.last - hi, hi), l: _s(lo),
+                    ld: lo_day.strftime("%Y%m%d"), lr: pct(q.last - lo, lo)})
     return out
 
 

@@ -24,8 +24,10 @@ Public API (see README-style summary in the class docstring).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -33,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 from decimal import Decimal
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -42,13 +45,17 @@ import pandas as pd
 from brokers.kis import protocol as P
 from brokers.kis.protocol import Env
 from brokers.kis.emulator.auth import App, AuthRegistry, AuthSettings, mask
-from brokers.kis.emulator.clock import AcceleratedClock, Clock, RealClock, SteppedClock
+from brokers.kis.emulator.clock import AcceleratedClock, Clock, RealClock, SteppedClock, SystemWallClock, WallClock
 from brokers.kis.emulator.faults import FaultController
+from brokers.kis.emulator.inputs import is_ascii_number, parse_json
 from brokers.kis.emulator.marketdata import BarStore
+from brokers.kis.emulator.masterfiles import MasterFiles
 from brokers.kis.emulator.matching import Account, Engine, MatchingRules, OrderError, Position
 from brokers.kis.emulator.notices import Item, NoticeGate
 from brokers.kis.emulator.rest import EnvRestSettings, RestRequest, RestResponse, RestService, RestSettings
-from brokers.kis.emulator.ws import WsHub, WsSettings
+from brokers.kis.emulator.reference import DEFAULT_FILE_NAME, ReferenceData, generate_reference, load_reference, merge
+from brokers.kis.emulator.status import MarketStatus
+from brokers.kis.emulator.ws import CLOSE_GRACE_S, PongAwareConnection, WsHub, WsSettings
 from configs.emulator_schema import EmulatorConfig
 from market.calendar import KST, krx_calendar
 from market.costs import CostModel
@@ -111,6 +118,38 @@ def build_clock(cfg: EmulatorConfig, store: BarStore) -> Clock:
     return SteppedClock(start)
 
 
+MAX_ADMIN_STEP = timedelta(days=366)
+"""The furthest one admin clock step may go (a replay of years in one request would hold the engine)."""
+
+
+def _admin_int(value: Any, name: str) -> int:
+    """An admin argument as a non-negative integer: a JSON integer or ASCII digits, never a bool, a
+    float or a full-width "１" (the admin endpoint is as strict as the REST surface)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10 ** 15:
+        return value
+    if isinstance(value, str) and is_ascii_number(value):
+        return int(value)
+    raise ValueError(f"{name} must be a whole number, got {str(value)[:20]!r}")
+
+
+def resolve_reference(cfg: EmulatorConfig, store: BarStore) -> ReferenceData:
+    """The config's ``reference_file``, else ``reference.json`` in a CSV source's folder, else nothing —
+    completed by the generated default for every code the file does not list."""
+    generated = generate_reference(store.daily, store.markets, store.names)
+    path = cfg.reference_file
+    if path is None and cfg.data.source == "csv" and cfg.data.path is not None:
+        candidate = cfg.data.path / DEFAULT_FILE_NAME
+        path = candidate if candidate.exists() else None
+    if path is None:
+        return generated
+    loaded = load_reference(path)
+    missing = sorted(set(store.codes) - set(loaded.securities))
+    if missing:
+        log.warning("reference file %s lists %d of %d codes; generated defaults for the rest", path,
+                    len(store.codes) - len(missing), len(store.codes))
+    return merge(generated, loaded)
+
+
 class _Server(ThreadingHTTPServer):
     """Tracks live connections so ``stop()`` can close keep-alive sockets and join every thread."""
 
@@ -137,6 +176,18 @@ class _Server(ThreadingHTTPServer):
             self._conns.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-reply is routine (one debug line); anything else is a bug and
+        is logged with its traceback (the fuzz test fails on those)."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            log.debug("connection from %s ended: %s", client_address[0] if client_address else "?",
+                      type(exc).__name__)
+            return
+        log.exception("unhandled error serving a request")
+
     def close_all(self) -> None:
         self.stop_event.set()
         with self._conns_lock:
@@ -159,6 +210,55 @@ class _RestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stdlib logging
         return
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        return  # the emulator logs its own line per request (and a refused request line has no requestline)
+
+    # ---- malformed requests: always a reply, never a dropped socket ---------------------------
+
+    def parse_request(self) -> bool:
+        """stdlib parsing, except that an HTTP/0.9 request line (no version) gets a proper HTTP/1.0
+        400 instead of a header read that waits for the socket timeout."""
+        words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
+        if len(words) == 2 or (len(words) == 3 and not words[2].startswith("HTTP/")):
+            self.command, self.path = (words + [""])[:2]
+            self.request_version = "HTTP/1.0"
+            self.close_connection = True
+            self.send_error(400, "HTTP/0.9 requests are not supported")
+            return False
+        return super().parse_request()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every protocol-level refusal (400, 404, 414, 431, 501, 505…) as a KIS-shaped JSON body."""
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        body = P.message("bad_request").envelope(self.server.env or Env.PAPER)
+        if message:
+            body["msg1"] = f"{body['msg1']} ({message})"
+        try:
+            self._write(int(code), body, {"Connection": "close"})
+        except OSError:
+            pass
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or ``None`` after answering 400 for a Content-Length that is not a plain
+        number, larger than ``rest.max_body_bytes``, or a chunked body (no KIS client sends one)."""
+        te = (self.headers.get("Transfer-Encoding") or "").strip()
+        raw = self.headers.get("Content-Length")
+        values = self.headers.get_all("Content-Length") or []
+        limit = self.server.emulator.config.rest.max_body_bytes
+        if te or len(set(values)) > 1:
+            self.send_error(400, "Transfer-Encoding and repeated Content-Length are not supported")
+            return None
+        if raw is None:
+            return b""
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) > limit:
+            self.send_error(400, f"bad Content-Length {text[:20]!r} (a number up to {limit})")
+            return None
+        length = int(text)
+        return self.rfile.read(length) if length else b""
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -174,13 +274,44 @@ class _RestHandler(BaseHTTPRequestHandler):
     def _write(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
-        self.send_header("content-type", "application/json; charset=utf-8")
+        # ``Content-Type`` as KIS writes it: KIS's sample turns every all-lower-case header name into a
+        # namedtuple field, and ``content-type`` is not a valid identifier (issue 10).
+        self.send_header("Content-Type", "application/json; charset=utf-8")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self._headers_buffer.append(b"\r\n")
         self._headers_buffer.append(data)
         self.flush_headers()  # status line, headers and body in one send()
+
+    def _write_bytes(self, status: int, data: bytes, content_type: str,
+                     headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _master_file(self, path: str, t0: float) -> bool:
+        """Serve a stock master zip when ``path`` names one (plain GET, no token, as KIS's host)."""
+        emu = self.server.emulator
+        prefix = emu.config.master_files.path.rstrip("/") + "/"
+        if emu.master_files is None or self.command != "GET" or not path.startswith(prefix):
+            return False
+        name = path[len(prefix):]
+        data = emu.master_files.files().get(name)
+        env = self.server.env or Env.PAPER
+        if data is None:
+            self._write(404, {"rt_cd": "1", "msg_cd": "EMU00404", "msg1": f"no such master file: {name[:60]}"})
+            emu._log_request(env, self.command, path[:80], "master", None, 404, "EMU00404", t0)
+            return True
+        # Last-Modified = 06:00 KST of the emulated day: the day the files are of, as a static host says it
+        made = datetime.combine(emu.engine.day, dtime(6, 0), KST)
+        self._write_bytes(200, data, "application/zip", {"Last-Modified": formatdate(made.timestamp(), usegmt=True)})
+        emu._log_request(env, self.command, path[:80], "master", None, 200, "-", t0)
+        return True
 
     def _swallow(self, hold_s: float) -> None:
         """Hold the request open, then close the socket without a reply (a client-side timeout)."""
@@ -236,11 +367,15 @@ class _RestHandler(BaseHTTPRequestHandler):
         env = self.server.env
         assert env is not None
         t0 = time.perf_counter()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._read_body()
+        if body is None:
+            emu._log_request(env, self.command, self.path[:80], "-", self.headers.get("appkey"), 400, "EMU00400", t0)
+            return
         parts = urlsplit(self.path)
         query = {k.upper(): v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         path = parts.path
+        if self._master_file(path, t0):
+            return
         req = RestRequest(env, self.command, path, query, self.headers, body)
         faults = emu.faults
         label = self.headers.get("tr_id") or path
@@ -314,19 +449,60 @@ class _RestHandler(BaseHTTPRequestHandler):
 
 
 class _AdminHandler(_RestHandler):
+    """The admin endpoint: a token like the monitor's (``X-Admin-Token`` header or ``?token=``; printed
+    in the banner, ``Emulator.admin_token`` in Python) on every route but ``GET /admin/clock`` (the
+    exchange clock a trader with ``clock: emulator`` reads — no account data), JSON bodies only, and
+    no cross-site requests: a foreign ``Origin`` or ``Sec-Fetch-Site: cross-site`` is refused, and so
+    is any POST that is not ``application/json`` (a browser's "simple" text/plain POST)."""
+
     server_version = "KIS-Emulator-Admin"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        try:
+            self._write(int(code), {"ok": False, "error": message or "bad request"}, {"Connection": "close"})
+        except OSError:
+            pass
+
+    def _refusal(self) -> tuple[int, str] | None:
+        emu = self.server.emulator
+        parts = urlsplit(self.path)
+        origin = (self.headers.get("Origin") or "").strip().rstrip("/")
+        if origin and origin != emu.admin_url:
+            return 403, f"cross-site request refused (Origin {origin[:60]})"
+        if (self.headers.get("Sec-Fetch-Site") or "").strip().lower() == "cross-site":
+            return 403, "cross-site request refused"
+        if self.command == "GET" and parts.path.rstrip("/") == "/admin/clock":
+            return None
+        supplied = self.headers.get("X-Admin-Token") or (parse_qs(parts.query).get("token") or [""])[0]
+        if not emu.admin_authorised(supplied):
+            return 401, "admin token required (X-Admin-Token header; printed in the emulator banner)"
+        if self.command in ("POST", "PUT"):
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return 415, "admin requests must be application/json"
+        return None
 
     def _handle(self) -> None:
         emu = self.server.emulator
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
+        refusal = self._refusal()
+        if refusal is not None:
+            self.close_connection = True
+            self._write(refusal[0], {"ok": False, "error": refusal[1]})
+            return
+        raw = self._read_body()
+        if raw is None:
+            return
+        args = parse_json(raw)
+        if not isinstance(args, dict):
+            self._write(400, {"ok": False, "error": "body must be a JSON object"})
+            return
         try:
-            args = json.loads(raw.decode("utf-8") or "{}")
-            if not isinstance(args, dict):
-                raise ValueError("JSON object expected")
             status, body = emu.admin(self.command, urlsplit(self.path).path, args)
-        except (ValueError, TypeError, KeyError, RuntimeError, OrderError) as exc:
-            status, body = 400, {"ok": False, "error": str(getattr(exc, "key", exc))}
+        except (ValueError, TypeError, KeyError, RuntimeError, OrderError, OverflowError) as exc:
+            status, body = 400, {"ok": False, "error": str(getattr(exc, "key", exc))[:200]}
         self._write(status, body)
 
 
@@ -348,8 +524,10 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None, *, bars: Mapping[str, pd.DataFrame],
                  markets: Mapping[str, Market | str] | None = None, names: Mapping[str, str] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, wall_clock: WallClock | None = None,
+                 reference: ReferenceData | None = None) -> None:
         self.config = cfg = config or EmulatorConfig()
+        self.admin_token = cfg.admin_token or secrets.token_urlsafe(24)
         self.primary_env = Env(cfg.env)
         self.envs: list[Env] = [self.primary_env]
         if cfg.serve_both:
@@ -366,8 +544,12 @@ class Emulator:
         costs = CostModel(commission_rate=Decimal(m.commission_pct) / Decimal(100))
         self.engine = Engine(self.store, self.clock.now(), costs=costs, rules=rules)
         self.faults = FaultController()
+        self.wall_clock: WallClock = wall_clock or SystemWallClock()
+        if reference is not None and set(self.store.codes) - set(reference.securities):
+            reference = merge(generate_reference(self.store.daily, self.store.markets, self.store.names), reference)
+        self.reference = reference or resolve_reference(cfg, self.store)
         t = cfg.token
-        self.auth = AuthRegistry(self.clock, AuthSettings(
+        self.auth = AuthRegistry(self.clock, wall=self.wall_clock, settings=AuthSettings(
             lifetime_s=t.lifetime_s, reuse_window_s=t.reuse_window_s, issue_interval_s=t.issue_interval_s,
             approval_lifetime_s=t.approval_lifetime_s, rate_limit_enabled=cfg.rate_limit.enabled,
             rate_time_base=cfg.rate_limit.time_base,
@@ -392,7 +574,14 @@ class Emulator:
         self.engine.sink = self.gate.submit
         self.rest = RestService(self.engine, self.auth, self.clock, self.gate, self.faults, RestSettings(
             strict_string_values=cfg.rest.strict_string_values, pad_msg1=cfg.rest.pad_msg1,
-            envs={e: EnvRestSettings(env_cfg[e].branch or DEFAULT_BRANCH[e], env_cfg[e].odno_padded) for e in Env}))
+            balance_by_stock=cfg.rest.balance_by_stock,
+            messages=P.business_messages(cfg.rest.business_codes,
+                                         {k: (o.code, o.text) for k, o in cfg.rest.message_overrides.items()}),
+            envs={e: EnvRestSettings(env_cfg[e].branch or DEFAULT_BRANCH[e], env_cfg[e].odno_padded) for e in Env}),
+            reference=self.reference)
+        self.market_status = MarketStatus(self.reference, lambda: self.engine.day)
+        self.master_files = (MasterFiles(self.reference, self.store, lambda: self.engine.day)
+                             if cfg.master_files.enabled else None)
         w = cfg.ws
         self._ws_settings = WsSettings(max_registrations=w.max_registrations, ping_interval_s=w.ping_interval_s,
                                        second_session=w.second_session, book_fields=w.book_fields,
@@ -459,11 +648,14 @@ class Emulator:
         from websockets.asyncio.server import serve
 
         for env in self.envs:
-            hub = WsHub(env, self.auth, self._ws_settings, clock_text=lambda: self.clock.now().strftime("%Y%m%d%H%M%S"),
-                        on_streams_changed=self._streams_changed, trace=self._trace)
+            hub = WsHub(env, self.auth, self._ws_settings,
+                        clock_text=lambda: self.wall_clock.now().strftime("%Y%m%d%H%M%S"),
+                        on_streams_changed=self._streams_changed, trace=self._trace,
+                        status=self.market_status if env is Env.REAL else None)
             port = self.config.ports.ws_real if env is Env.REAL else self.config.ports.ws_paper
             server = await serve(hub.handler, host, port, ping_interval=None, max_queue=64,
-                                 compression=None)
+                                 compression=None, create_connection=PongAwareConnection,
+                                 close_timeout=CLOSE_GRACE_S)
             self.hubs[env] = hub
             self._ws_servers[env] = server
             self._ws_ports[env] = server.sockets[0].getsockname()[1]
@@ -515,6 +707,10 @@ class Emulator:
         srv = self._rest_servers[self._env(env)]
         return f"http://{self.config.host}:{srv.server_address[1]}"
 
+    def master_url(self, env: Env | str | None = None) -> str:
+        """Where the stock master zips are served (``{master_url}/kospi_code.mst.zip`` …)."""
+        return self.rest_url(env) + self.config.master_files.path.rstrip("/")
+
     def ws_url(self, env: Env | str | None = None) -> str:
         return f"ws://{self.config.host}:{self._ws_ports[self._env(env)]}"
 
@@ -522,6 +718,14 @@ class Emulator:
     def admin_url(self) -> str:
         assert self._admin is not None, "emulator not started"
         return f"http://{self.config.host}:{self._admin.server_address[1]}"
+
+    def admin_authorised(self, supplied: str | None) -> bool:
+        return bool(supplied) and hmac.compare_digest(str(supplied), self.admin_token)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """Headers an admin request needs (token, JSON) — for tests and scripts."""
+        return {"X-Admin-Token": self.admin_token, "Content-Type": "application/json"}
 
     @property
     def env(self) -> Env:
@@ -677,8 +881,11 @@ class Emulator:
                 "clock": self.clock.describe(), "now": now.isoformat(), "processed_until": processed.isoformat(),
                 "lag_s": max(0.0, (now - processed).total_seconds()), "ticks_processed": ticks,
                 "pump": dict(self.pump_stats),
-                "ws": {e.value: {"sessions": len(h.sessions), "frames_sent": h.frames_sent,
-                                 "records_sent": h.records_sent} for e, h in self.hubs.items()},
+                "ws": {e.value: {"sessions": len(h.sessions), "sessions_opened": h.sessions_opened,
+                                 "frames_sent": h.frames_sent, "records_sent": h.records_sent,
+                                 "ping_rounds": h.ping_rounds, "pong_frames": sum(s.pong_frames for s in h.sessions),
+                                 "text_echoes": sum(s.text_echoes for s in h.sessions),
+                                 "malformed": h.malformed} for e, h in self.hubs.items()},
                 "urls": {e.value: {"rest": self.rest_url(e), "ws": self.ws_url(e)} for e in self.envs},
                 "admin_url": self.admin_url if self._admin else None, "faults": self.faults.describe()}
 
@@ -714,9 +921,14 @@ class Emulator:
                 moment = datetime.fromisoformat(str(args["to"]))
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=KST)
+                if moment - self.clock.now() > MAX_ADMIN_STEP:
+                    raise ValueError(f"'to' more than {MAX_ADMIN_STEP.days} days ahead")
                 now = self.advance_to(moment)
             else:
-                now = self.advance(float(args.get("advance_s", 0)))
+                step = float(args.get("advance_s", 0))
+                if not 0 <= step <= MAX_ADMIN_STEP.total_seconds():     # also refuses NaN and inf
+                    raise ValueError(f"advance_s must be 0..{MAX_ADMIN_STEP.total_seconds():.0f}")
+                now = self.advance(step)
             return 200, {"now": now.isoformat(), "mode": self.clock.mode}
         if route == ["accounts"] and method == "GET":
             return 200, {"accounts": [self.account_summary(e) for e in self.envs]}
@@ -733,21 +945,22 @@ class Emulator:
     def _arm(self, kind: str, a: dict[str, Any]) -> Any:
         f = self.faults
         if kind in ("http500", "rate_storm", "timeout", "delay", "notice_first", "garbage", "reset", "advance_clock"):
-            fault = f.arm_rest(kind, int(a.pop("count", 1)), str(a.pop("path", "") if kind != "notice_first"
+            fault = f.arm_rest(kind, _admin_int(a.pop("count", 1), "count"), str(a.pop("path", "") if kind != "notice_first"
                                                                    else a.pop("path", "order")), **a)
             return fault.kind
         if kind == "duplicate_notices":
-            f.duplicate_notices(int(a.get("count", 1)))
+            f.duplicate_notices(_admin_int(a.get("count", 1), "count"))
         elif kind == "reorder_notices":
-            f.reorder_notices(int(a.get("count", 1)))
+            f.reorder_notices(_admin_int(a.get("count", 1), "count"))
         elif kind == "reject_next_orders":
-            f.reject_next_orders(int(a.get("count", 1)))
+            f.reject_next_orders(_admin_int(a.get("count", 1), "count"))
         elif kind == "drop_websockets":
             return self.drop_websockets(a.get("env"), a.get("appkey"), bool(a.get("abort", True)))
         elif kind == "expire_tokens":
             return self.expire_tokens(a.get("appkey"))
         elif kind == "hts_order":
-            return self.hts_order(str(a["code"]), str(a["side"]), int(a["qty"]), int(a.get("price", 0)),
+            return self.hts_order(str(a["code"]), str(a["side"]), _admin_int(a["qty"], "qty"),
+                                  _admin_int(a.get("price", 0), "price"),
                                   a.get("ord_dvsn"), a.get("env"))
         elif kind == "clear":
             f.clear()

@@ -14,8 +14,14 @@ Runs inside the emulator's asyncio loop thread on the ``websockets`` server. Rul
 * ``H0STCNT0`` frames bunch up to ``max_records_per_frame`` prints of one code (``0|TR|NNN|…``);
   one ``H0STASP0`` frame follows each bunch with the book after its last print;
 * PINGPONG: every ``ping_interval_s`` the server sends ``{"header":{"tr_id":"PINGPONG",...}}``; a
-  session that has not echoed the previous one by the next round is dropped. Only the echoed text
-  counts (a protocol-level pong does not: one report saw KIS drop such clients).
+  session that has not answered the previous one by the next round is dropped. Both answers count:
+  the text echo (python-kis, [PK] ``client/websocket.py``) and a WebSocket **pong frame** carrying
+  the text — what KIS's own sample sends (``await ws.pong(raw)`` in [OTA]
+  ``examples_user/kis_auth.py``), so real KIS accepts it;
+* a message that is not a usable JSON object (bad UTF-8, nested deeper than a KIS message ever is,
+  a 5,000-digit number) is answered with ``EMU00007`` and the session stays open;
+* ``H0STMKO0`` (market status, real env): VI start/end frames as prints cross them and halt frames
+  on subscription and at each new trading day (``status.py``).
 """
 
 from __future__ import annotations
@@ -28,13 +34,21 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from websockets.asyncio.server import ServerConnection
+
 from brokers.kis import protocol as P
 from brokers.kis.emulator.auth import App, AuthRegistry, mask
 from brokers.kis.emulator.frames import book_record, trade_record
+from brokers.kis.emulator.inputs import parse_json
 from brokers.kis.emulator.matching import TradeEvent
 from brokers.kis.emulator.notices import Item, NoticeOut
+from brokers.kis.emulator.status import MarketStatus
 
 log = logging.getLogger("krx_trader.emulator.ws")
+
+
+CLOSE_GRACE_S = 1.0
+"""How long a server-side close waits for the client's close frame before resetting the connection."""
 
 
 @dataclass
@@ -54,6 +68,22 @@ def new_aes_key() -> tuple[str, str]:
     return key, iv
 
 
+class PongAwareConnection(ServerConnection):
+    """A server connection that reports every pong frame it receives (``websockets`` itself silently
+    drops unsolicited pongs), so a PINGPONG answered with ``ws.pong(text)`` counts as answered."""
+
+    pong_listener: Callable[[bytes], None] | None = None
+
+    def acknowledge_pings(self, data: bytes) -> None:
+        listener = self.pong_listener
+        if listener is not None:
+            try:
+                listener(bytes(data))
+            except Exception:  # noqa: BLE001 - a listener bug must not break the protocol layer
+                log.exception("pong listener failed")
+        super().acknowledge_pings(data)
+
+
 @dataclass(eq=False)
 class Session:
     ws: Any
@@ -64,6 +94,8 @@ class Session:
     awaiting_pong: bool = False
     closed: bool = False
     sent: int = 0
+    pong_frames: int = 0
+    text_echoes: int = 0
 
     def key_for(self, tr_id: str) -> tuple[str, str]:
         if tr_id not in self.keys:
@@ -76,7 +108,7 @@ class WsHub:
 
     def __init__(self, env: P.Env, auth: AuthRegistry, settings: WsSettings, *,
                  clock_text: Callable[[], str], on_streams_changed: Callable[[], None],
-                 trace: Callable[[str, str], None] | None = None) -> None:
+                 trace: Callable[[str, str], None] | None = None, status: MarketStatus | None = None) -> None:
         self.env = env
         self.auth = auth
         self.settings = settings
@@ -91,11 +123,19 @@ class WsHub:
         self.records_sent = 0
         self._ping_task: asyncio.Task | None = None
         self._pong = asyncio.Event()   # set whenever a session echoes PINGPONG (or goes away)
+        self.status = status
+        self._status_day = None        # trading day of the last halt announcement
+        self.ping_rounds = 0
+        self.sessions_opened = 0
+        self.malformed = 0
 
     # ---- public (loop thread) --------------------------------------------------------------
 
     def streamed_codes(self) -> set[str]:
-        return {key for (tr, key), ss in self.by_sub.items() if ss and tr in (P.WS_TR_TRADE, P.WS_TR_BOOK)}
+        return {key for (tr, key), ss in self.by_sub.items() if ss and tr in self._STREAM_TRS}
+
+    _STREAM_TRS = (P.WS_TR_TRADE, P.WS_TR_BOOK, P.WS_TR_MARKET_STATUS)
+    """Registrations that make the engine replay a code's prints."""
 
     def start_pinger(self) -> None:
         if self.settings.ping_interval_s:
@@ -110,6 +150,7 @@ class WsHub:
     async def ping_round(self) -> int:
         """Drop sessions that ignored the previous PINGPONG, then send a new one to the rest."""
         text = P.pingpong_message(self.clock_text())
+        self.ping_rounds += 1
         dropped = 0
         for s in list(self.sessions):
             if s.closed:
@@ -152,6 +193,7 @@ class WsHub:
 
     def dispatch(self, items: list[Item]) -> None:
         """Fan prints and notices out to the subscribed sessions (loop thread)."""
+        self._check_day()
         for item in items:
             if isinstance(item, TradeEvent):
                 self._dispatch_trades(item)
@@ -172,6 +214,10 @@ class WsHub:
                     s.queue.put_nowait((text, None))
                 self.frames_sent += len(trade_ss)
                 self.records_sent += len(chunk) * len(trade_ss)
+        status_ss = self.by_sub.get((P.WS_TR_MARKET_STATUS, ev.code))
+        if status_ss and self.status is not None:
+            for record in self.status.vi_records(ev):
+                self._send_all(status_ss, P.encode_frame(P.WS_TR_MARKET_STATUS, [record]))
         book_ss = self.by_sub.get((P.WS_TR_BOOK, ev.code))
         if book_ss:
             text = P.encode_frame(P.WS_TR_BOOK, [book_record(ev.tape, ev.last, self.settings.book_fields)])
@@ -179,6 +225,28 @@ class WsHub:
                 s.queue.put_nowait((text, None))
             self.frames_sent += len(book_ss)
             self.records_sent += len(book_ss)
+
+    def _send_all(self, sessions: set[Session], text: str) -> None:
+        for s in sessions:
+            s.queue.put_nowait((text, None))
+        self.frames_sent += len(sessions)
+        self.records_sent += len(sessions)
+
+    def _check_day(self) -> None:
+        """At the first event of a new trading day: halt status of every subscribed code that changed."""
+        if self.status is None:
+            return
+        day = self.status.current_day()
+        if day == self._status_day:
+            return
+        previous, self._status_day = self._status_day, day
+        if previous is None:
+            return          # the first day seen: subscriptions already got that day's state
+        for (tr, code), sessions in list(self.by_sub.items()):
+            if tr == P.WS_TR_MARKET_STATUS and sessions:
+                record = self.status.day_change(code, previous, day)
+                if record is not None:
+                    self._send_all(sessions, P.encode_frame(P.WS_TR_MARKET_STATUS, [record]))
 
     def _dispatch_notice(self, item: NoticeOut) -> None:
         sessions = self.by_sub.get((item.tr_id, item.hts_id))
@@ -202,9 +270,19 @@ class WsHub:
 
     # ---- connection handling -----------------------------------------------------------------
 
+    def _on_pong(self, s: Session, data: bytes) -> None:
+        """A pong frame: KIS's sample answers PINGPONG with ``ws.pong(raw)``."""
+        s.pong_frames += 1
+        if s.awaiting_pong:
+            s.awaiting_pong = False
+            self._pong.set()
+
     async def handler(self, ws: Any) -> None:
         session = Session(ws)
         self.sessions.add(session)
+        self.sessions_opened += 1
+        if isinstance(ws, PongAwareConnection):
+            ws.pong_listener = lambda data: self._on_pong(session, data)
         writer = asyncio.get_running_loop().create_task(self._writer(session))
         try:
             async for message in ws:
@@ -244,21 +322,21 @@ class WsHub:
         s.queue.put_nowait((json.dumps(msg, ensure_ascii=False), None))
 
     async def _on_message(self, s: Session, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except json.JSONDecodeError:
-            return
+        msg = parse_json(text.encode("utf-8", "replace"))
         if not isinstance(msg, dict):
+            self.malformed += 1
+            self._answer(s, "", "", P.WS_MALFORMED)
             return
         header = msg.get("header") if isinstance(msg.get("header"), dict) else {}
         if header.get("tr_id") == P.PINGPONG:
+            s.text_echoes += 1
             s.awaiting_pong = False
             self._pong.set()
             return
         body = msg.get("body") if isinstance(msg.get("body"), dict) else {}
         inp = body.get("input") if isinstance(body.get("input"), dict) else {}
-        tr_id = str(inp.get("tr_id") or "")
-        tr_key = str(inp.get("tr_key") or "")
+        tr_id = str(inp.get("tr_id") or "")[:16]
+        tr_key = str(inp.get("tr_key") or "")[:64]
         lower = {str(k).lower(): v for k, v in header.items()}
         app = None
         if lower.get("approval_key"):
@@ -310,7 +388,13 @@ class WsHub:
         s.subs.add(pair)
         self.by_sub.setdefault(pair, set()).add(s)
         self._answer(s, tr_id, tr_key, P.WS_SUBSCRIBED, encrypt=tr_id == self.notice_tr, keys=s.key_for(tr_id))
-        if tr_id in (P.WS_TR_TRADE, P.WS_TR_BOOK):
+        if tr_id == P.WS_TR_MARKET_STATUS and self.status is not None:
+            if self._status_day is None:
+                self._status_day = self.status.current_day()
+            record = self.status.halt_record(tr_key, self._status_day)
+            if record is not None:
+                s.queue.put_nowait((P.encode_frame(P.WS_TR_MARKET_STATUS, [record]), None))
+        if tr_id in self._STREAM_TRS:
             self.on_streams_changed()
 
     def _unsubscribe(self, s: Session, tr_id: str, tr_key: str) -> None:
@@ -325,7 +409,7 @@ class WsHub:
             if not subs:
                 del self.by_sub[pair]
         self._answer(s, tr_id, tr_key, P.WS_UNSUBSCRIBED, encrypt=tr_id == self.notice_tr)
-        if tr_id in (P.WS_TR_TRADE, P.WS_TR_BOOK):
+        if tr_id in self._STREAM_TRS:
             self.on_streams_changed()
 
     async def _forget(self, s: Session) -> None:
@@ -340,22 +424,25 @@ class WsHub:
                 subs.discard(s)
                 if not subs:
                     del self.by_sub[pair]
-            changed = changed or pair[0] in (P.WS_TR_TRADE, P.WS_TR_BOOK)
+            changed = changed or pair[0] in self._STREAM_TRS
         s.subs.clear()
         if changed:
             self.on_streams_changed()
 
     async def _close(self, s: Session, abort: bool = False) -> None:
+        """Close a session: a close handshake (at most ``CLOSE_GRACE_S``), else — or with ``abort`` — a TCP
+        reset. Some clients never answer the close frame (websocket-client under python-kis while its
+        thread is busy); waiting for them would stall the emulator's shutdown."""
         s.closed = True
         try:
-            if abort:
-                transport = getattr(s.ws, "transport", None)
-                if transport is not None:
-                    transport.abort()
-            else:
-                await asyncio.wait_for(s.ws.close(), timeout=2.0)
-        except Exception:  # noqa: BLE001
-            pass
+            if not abort:
+                await asyncio.wait_for(s.ws.close(), timeout=CLOSE_GRACE_S)
+        except Exception:  # noqa: BLE001 - timed out or already broken: reset below
+            abort = True
+        if abort:
+            transport = getattr(s.ws, "transport", None)
+            if transport is not None:
+                transport.abort()
         await self._forget(s)
 
     async def _pinger(self) -> None:
