@@ -31,10 +31,12 @@ from decimal import Decimal
 
 import backtrader as bt
 
+from market.acceptance import (Refusal, band_refusal, buying_power_refusal, quantity_refusal, sellable_refusal,
+                               tick_refusal)
 from market.calendar import krx_calendar
 from market.costs import CostModel
 from market.limits import PriceBand, price_band
-from market.ticks import Market, is_on_tick, round_to_tick, shift_ticks
+from market.ticks import Market, round_to_tick, shift_ticks
 
 ORDER_REASON = "reason"
 
@@ -217,8 +219,8 @@ class KRXBroker(bt.brokers.BackBroker):
                        if o is not None and o.data is data and o.issell() and o.alive()))
 
     # ------------------------------------------------------------------ submission checks
-    def _reject(self, order: bt.Order, reason: str) -> bt.Order:
-        order.addinfo(**{ORDER_REASON: reason})
+    def _reject(self, order: bt.Order, reason: str | Refusal) -> bt.Order:
+        order.addinfo(**{ORDER_REASON: str(reason)})
         order.reject(self)
         self.notify(order)
         self._ococheck(order)
@@ -227,18 +229,20 @@ class KRXBroker(bt.brokers.BackBroker):
 
     def _grid_price(self, order: bt.Order, price: float, label: str, on: date, market: Market) -> float | None:
         """The on-grid price for ``price`` or None after rejecting ``order``."""
-        if is_on_tick(price, on, market):
+        refusal = tick_refusal(price, on, market, label)
+        if refusal is None:
             return price
         if self.p.price_rounding == "reject":
-            self._reject(order, f"{label} {price:,.2f} is not on the tick grid ({market.value}, {on})")
+            self._reject(order, refusal)
             return None
         return float(round_to_tick(price, on, market, "down" if order.isbuy() else "up"))
 
     def submit(self, order: bt.Order, check: bool = True) -> bt.Order:
         data = order.data
         size = abs(order.created.size)
-        if size != int(size) or size <= 0:
-            return self._reject(order, f"quantity {order.created.size} must be a positive whole number of shares")
+        refusal = quantity_refusal(size)
+        if refusal is not None:
+            return self._reject(order, refusal)
         session = self.working_session(data)
         market = self.market_of(data)
         band = self.session_band(data)
@@ -255,29 +259,23 @@ class KRXBroker(bt.brokers.BackBroker):
                     return order
                 order.created.pricelimit = order.pricelimit = pl
             limit = order.created.pricelimit if order.exectype == bt.Order.StopLimit else order.created.price
-            if order.exectype in (bt.Order.Limit, bt.Order.StopLimit) and not band.contains(limit):
-                side = "above the upper" if limit > band.upper else "below the lower"
-                return self._reject(
-                    order, f"limit price {limit:,.0f} is {side} limit of {session} "
-                           f"(band {band.lower:,}–{band.upper:,}, base {band.base:,})")
+            refusal = band_refusal(limit, band, session)
+            if order.exectype in (bt.Order.Limit, bt.Order.StopLimit) and refusal is not None:
+                return self._reject(order, refusal)
 
         if order.isbuy():
             per_share = self.reserve_price(data, order.exectype,
                                            order.created.pricelimit if order.exectype == bt.Order.StopLimit
                                            else (order.created.price if order.exectype != bt.Order.Market else None))
-            need = size * per_share * (1 + float(self.cost_model.commission_rate))
-            free = self.available_cash()
-            if need > free + 1e-6:
-                return self._reject(
-                    order, f"insufficient buying power: {size:,.0f} sh x {per_share:,.0f} "
-                           f"+ commission = {need:,.0f} KRW, available {free:,.0f} KRW")
+            rate = float(self.cost_model.commission_rate)
+            refusal = buying_power_refusal(size, per_share, self.available_cash(), lambda value: value * rate)
+            if refusal is not None:
+                return self._reject(order, refusal)
             self._reserved[order.ref] = per_share
         else:
-            held = self.getposition(data).size
-            if size > held - self.pending_sell_qty(data):
-                return self._reject(
-                    order, f"sell {size:,.0f} sh exceeds sellable {held - self.pending_sell_qty(data):,.0f} sh "
-                           f"(held {held:,.0f}); short selling is not allowed")
+            refusal = sellable_refusal(size, self.getposition(data).size, self.pending_sell_qty(data))
+            if refusal is not None:
+                return self._reject(order, refusal)
 
         if self.p.order_validity == "day" and order.valid is None:
             self._session_of[order.ref] = session

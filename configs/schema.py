@@ -256,7 +256,12 @@ class KISConfig(StrictModel):
     reconcile_every_s: float = Field(60.0, gt=0, le=86_400)
     stop_on_mismatch: bool = False
     cash_tolerance_krw: int = Field(1_000, ge=0, le=10**12)
-    unknown_order_timeout_s: float = Field(60.0, gt=0, le=86_400)
+    unknown_order_timeout_s: float = Field(
+        60.0, gt=0, le=86_400, description="an order KIS did not answer clearly stays UNKNOWN (its code and side "
+                                           "blocked) until KIS shows it, or shows nothing in reads this long after")
+    order_workers: int = Field(2, ge=1, le=8, description="order POSTs in flight at once; the rest wait, cancellable")
+    order_timeout_s: float = Field(10.0, gt=0, le=60, description="an order POST without a reply this long has an "
+                                                                  "unknown outcome: looked up at KIS, never re-sent")
     env_file: Path | None = Field(Path(".env"), description="KEY=VALUE file with KIS_APP_KEY etc. (optional)")
     clock: Literal["system", "emulator"] = Field(
         "system", description="exchange time: the machine clock, or the emulator's via admin_url")

@@ -23,13 +23,14 @@ import pandas as pd
 from analysis.record import RunRecord
 from analysis.recorders import RunRecorder, events_frame
 from brokers.kis.broker import KISBroker
-from brokers.kis.journal import Journal
+from brokers.kis.journal import Journal, JournalScope
 from brokers.kis.protocol import Env
 from brokers.kis.store import KISStore
 from configs.errors import InputError
 from configs.schema import AppConfig
 from engine.backtest import check_strategy_params, required_indicators, resolve_strategy
 from feeds.history import read_markets_file
+from feeds.kis_live import KISData  # noqa: F401 - registers the live feed with KISStore
 from market.calendar import KST
 from market.costs import CostModel
 from market.ticks import Market
@@ -63,7 +64,9 @@ class LiveSession:
         return self.strategy
 
     def stop(self) -> None:
-        """Ask cerebro to stop (safe from another thread or a signal handler)."""
+        """Stop (safe from another thread or a signal handler): no order POST leaves from this moment —
+        queued ones end unsent — then cerebro ends its loop and the broker journals what was in flight."""
+        self.store.halt()
         self.cerebro.runstop()
 
     def record(self) -> RunRecord:
@@ -122,7 +125,7 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     if client is None:
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,
                            requests_per_second=kis.requests_per_second, use_old_tr_ids=kis.use_old_tr_ids,
-                           **clock_kw)
+                           order_timeout=kis.order_timeout_s, **clock_kw)
     if ws_factory is None:
         from brokers.kis.protocol import WS_BASE_URL
         ws_url = kis.ws_url or WS_BASE_URL[env]
@@ -146,7 +149,9 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
                          f"{WS_CLIENT_REGISTRATION_BUDGET - 1} codes per process")
     markets = _markets(cfg, codes)
     journal = journal or Journal(kis.journal_url)
-    store = KISStore(client, ws_factory, journal, **({"now": now} if now else {}))
+    # every journal row names its environment, account and app key: paper and live never cross-match
+    journal.bind(JournalScope.of(env.value, creds.cano, creds.product_code, creds.app_key))
+    store = KISStore(client, ws_factory, journal, order_workers=kis.order_workers, **({"now": now} if now else {}))
     store.account.cash_tolerance_krw = kis.cash_tolerance_krw
     b = cfg.broker
     commission = CostModel(commission_rate=b.commission_pct / 100)

@@ -4,6 +4,12 @@ Shaped like backtrader's ``IBData``/``OandaData``: the store's WebSocket thread 
 queue, ``_load`` (cerebro's thread) turns them into bars and returns ``None`` while nothing is
 ready, so cerebro's live loop keeps the broker turning.
 
+Latency: cerebro asks every feed in turn, each with a ``qcheck`` wait. If each feed waited on its
+own queue, a tick for the 39th code would sit until the first 38 waits ran out. Instead the first
+feed of a loop turn waits on the store's one input signal (any tick, any broker event) and the
+others only look (``KISStore.wait_input``): the loop wakes at once for any input and never spins.
+Finished bars are kept as plain rows; a DataFrame is built only when indicators need one.
+
 * **History first**: ``history`` (a DataFrame, e.g. from the bar cache) or KIS's chart TRs
   (``inquire-daily-itemchartprice`` for daily bars, ``inquire-time-itemchartprice`` for today's
   minutes) are delivered first, with status DELAYED; then LIVE.
@@ -34,6 +40,7 @@ from typing import Any, Iterable
 import backtrader as bt
 import pandas as pd
 
+from brokers.kis.store import KISStore
 from feeds.indicators import add_indicators, indicator_columns, parse_indicator_specs
 from market.calendar import KST, krx_calendar
 from market.sessions import schedule
@@ -126,8 +133,10 @@ class KISData(bt.feed.DataBase):
         return True
 
     def haslivedata(self) -> bool:
-        """Ticks are waiting: cerebro then does not block in ``_load`` (see ``do_qcheck``)."""
-        return bool(self._pending) or (self._ticks is not None and not self._ticks.empty())
+        """Input is waiting for this feed or for the broker (cerebro asks every feed, so together they
+        cover all input): cerebro then does not block this turn (``do_qcheck``)."""
+        return bool(self._pending) or (self._ticks is not None and not self._ticks.empty()) \
+            or not self.store.inbox.empty()
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
@@ -138,12 +147,14 @@ class KISData(bt.feed.DataBase):
         self._specs = [s.spec for s in parse_indicator_specs(self.p.indicators)]
         self._columns = indicator_columns(self._specs)
         self._pending: deque[dict[str, Any]] = deque()
-        self._frame = pd.DataFrame(columns=list(OHLCV), dtype="float64")
-        self._ticks: "queue.Queue[Any] | None" = None
+        self._rows: deque[tuple[datetime, float, float, float, float, float]] = deque()
+        self._ticks: "queue.SimpleQueue[Any] | None" = None
         self._state = self._ST_HISTORY
         self._last_delivered: datetime | None = None
         self.bars_live = 0
         self.bar_closed_at: float | None = None   # time.perf_counter() when the latest live bar completed
+        self.input_at: float | None = None        # ... and when the input that completed it arrived (ws thread)
+        self._last_arrival: float | None = None
         if self._minutes is None:
             self._timeframe, self._compression = bt.TimeFrame.Days, 1
         else:
@@ -152,12 +163,15 @@ class KISData(bt.feed.DataBase):
     # ------------------------------------------------------------------ start
     def start(self) -> None:
         super().start()
+        self._rows = deque(maxlen=self.p.window)
         self._ticks = self.store.register_data(self)
         self.store.start()
         history = self._history()
         if len(history):
-            self._frame = history[list(OHLCV)].astype("float64")
-            enriched = add_indicators(self._frame, self._specs) if self._specs else self._frame
+            frame = history[list(OHLCV)].astype("float64")
+            for ts, row in frame.iterrows():
+                self._rows.append((ts.to_pydatetime(), *(float(row[k]) for k in OHLCV)))
+            enriched = add_indicators(frame, self._specs) if self._specs else frame
             for ts, row in enriched.iterrows():
                 self._pending.append({"datetime": ts.to_pydatetime(), **row.to_dict()})
             self.put_notification(self.DELAYED)
@@ -200,37 +214,38 @@ class KISData(bt.feed.DataBase):
         if self._state == self._ST_OVER:
             return False
         now = self.store.now()
-        bar = self._drain(block=False) or self._due(now)
+        bar = self._drain() or self._due(now)
         if bar is None and self.p.end is not None and now >= self.p.end:
             self._state = self._ST_OVER
             self.put_notification(self.DISCONNECTED)
             return False
         if bar is None:
-            bar = self._drain(block=True) or self._due(self.store.now())
+            # cerebro shares one qcheck wait among the live feeds of a loop turn (Data.do_qcheck sets _qcheck)
+            self.store.wait_input(max(0.0, float(getattr(self, "_qcheck", self.p.qcheck))))
+            bar = self._drain() or self._due(self.store.now())
         if bar is None:
             return None
         if self._last_delivered is not None and bar["datetime"] <= self._last_delivered:
             return None  # never deliver time backwards (history already covered this bucket)
         self.bar_closed_at = time.perf_counter()
+        self.input_at = self._last_arrival if self._last_arrival is not None else self.bar_closed_at
         return self._deliver(self._finish_bar(bar))
 
-    def _drain(self, block: bool):
-        """Feed queued ticks to the builder; the first finished bar, if any."""
-        # cerebro shares one qcheck wait among all live feeds of a loop (Data.do_qcheck sets _qcheck)
-        timeout = max(0.0, float(getattr(self, "_qcheck", self.p.qcheck))) if block else None
-        if block and timeout == 0.0:
-            block = False
+    def _drain(self):
+        """Feed queued ticks to the builder; the first finished bar, if any (never blocks)."""
+        self._last_arrival = None
         while True:
             try:
-                item = self._ticks.get(block=block, timeout=timeout) if block else self._ticks.get_nowait()
+                item = self._ticks.get_nowait()
             except queue.Empty:
                 return None
-            block = False
-            if isinstance(item, tuple) and item and item[0] == "state":
+            if item[0] == "state":
                 self._on_state(item[1])
                 continue
-            done = self._builder.add(item.time, float(item.price), int(item.volume))
+            arrived, trade = item
+            done = self._builder.add(trade.time, float(trade.price), int(trade.volume))
             if done is not None:
+                self._last_arrival = arrived
                 return done
 
     def _due(self, now: datetime):
@@ -251,14 +266,23 @@ class KISData(bt.feed.DataBase):
                                volume=int(q.volume))
             except Exception as exc:  # noqa: BLE001 - the tick-built bar stays
                 log.warning("%s: daily bar repair from inquire-price failed: %s", self.code, exc)
-        ts = bar["datetime"]
-        row = pd.DataFrame([{k: float(bar[k]) for k in OHLCV}], index=pd.DatetimeIndex([ts]))
-        self._frame = pd.concat([self._frame.iloc[-(self.p.window - 1):], row]) if len(self._frame) else row
+        self._rows.append((bar["datetime"], *(float(bar[k]) for k in OHLCV)))
         if self._specs:
-            values = add_indicators(self._frame, self._specs).iloc[-1]
+            values = add_indicators(self.frame(), self._specs).iloc[-1]
             bar.update({c: float(values[c]) for c in self._columns})
         self.bars_live += 1
         return bar
+
+    def frame(self) -> pd.DataFrame:
+        """The bars kept (history and live), oldest first: index naive KST datetimes, OHLCV floats."""
+        if not self._rows:
+            return pd.DataFrame(columns=list(OHLCV), dtype="float64")
+        ts, *cols = zip(*self._rows)
+        return pd.DataFrame(dict(zip(OHLCV, cols)), index=pd.DatetimeIndex(ts))
+
+    @property
+    def _frame(self) -> pd.DataFrame:   # the run record reads the bars under this name
+        return self.frame()
 
     def _deliver(self, bar: dict[str, Any]) -> bool:
         ts = bar["datetime"]
@@ -287,3 +311,6 @@ def live_data_class(indicator_specs: Iterable[str]) -> type[KISData]:
         cls = type(f"_KISData{len(_CLASSES)}", (KISData,), {"lines": columns})
         _CLASSES[columns] = cls
     return cls
+
+
+KISStore.DataCls = staticmethod(live_data_class)

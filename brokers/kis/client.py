@@ -205,6 +205,15 @@ def _as_ambiguous(e: KISError) -> KISError:
                    ambiguous=True)
 
 
+def _numbered(r: OrderReply, reply: _Reply) -> OrderReply:
+    """An order reply must carry a numeric order number; without one the outcome is ambiguous."""
+    if not r.odno.isdigit():
+        log.error("order %s accepted without a readable order number: outcome unknown; look it up", reply.tr_id)
+        raise KISServerError("reply without a readable order number", msg_cd=r.msg_cd, msg1=r.msg1,
+                             http_status=reply.status, tr_id=reply.tr_id, ambiguous=True)
+    return r
+
+
 def _three_months_before(d: date) -> date:
     y, m = d.year, d.month - 3
     if m <= 0:
@@ -373,8 +382,12 @@ class KISClient:
     # ---- the one request path of /uapi -------------------------------------------------------
 
     def _call(self, api: Api, *, params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None,
-              tr_cont: str = "", order: bool = False) -> _Reply:
-        """Send one TR with pacing, token refresh and the retry policy (see the module docstring)."""
+              tr_cont: str = "", order: bool = False, before_send: Callable[[], None] | None = None) -> _Reply:
+        """Send one TR with pacing, token refresh and the retry policy (see the module docstring).
+
+        ``before_send`` runs right before every attempt leaves (after the rate limiter's wait): an
+        order's owner raises ``KISNotSent`` from it when the order must not go any more (the trader
+        is stopping, its window closed) — nothing was sent, so that answer is certain."""
         spec = P.API_SPEC[api]
         tr_id = self.tr_id(api)
         timeout = self.order_timeout if order else self.timeout
@@ -384,6 +397,8 @@ class KISClient:
         while True:
             token = self.access_token()
             self.bucket.acquire()
+            if before_send is not None:
+                before_send()
             try:
                 reply = self._http(spec.method, spec.full_path, headers=self._headers(tr_id, token, tr_cont),
                                    params=params, body=body, timeout=timeout, tr_id=tr_id,
@@ -606,11 +621,12 @@ class KISClient:
         return "0" if dv is not None and dv.market_price else str(int(price))
 
     def order_cash(self, side: Literal["buy", "sell"], code: str, qty: int, price: int, ord_dvsn: str = "00",
-                   exchange: str = "KRX") -> OrderReply:
+                   exchange: str = "KRX", *, before_send: Callable[[], None] | None = None) -> OrderReply:
         """주식주문(현금) cash buy/sell. Market-type ``ord_dvsn`` sends price ``"0"``.
 
         Raises ``KISRejected`` (final), or ``KISTimeout``/``KISServerError`` with ``ambiguous=True``
-        when the order may exist — never re-sent here.
+        when the order may exist — never re-sent here. A success without a readable order number
+        is ambiguous too (KIS took it, but which order is it?).
         """
         if side not in ("buy", "sell"):
             raise ValueError("side must be 'buy' or 'sell'")
@@ -619,31 +635,33 @@ class KISClient:
         api = Api.ORDER_CASH_BUY if side == "buy" else Api.ORDER_CASH_SELL
         body = {**self._account(), "PDNO": code, "ORD_DVSN": ord_dvsn, "ORD_QTY": str(int(qty)),
                 "ORD_UNPR": self._price_text(ord_dvsn, price), "EXCG_ID_DVSN_CD": exchange}
-        reply = self._call(api, body=body, order=True)
-        r = parse_order_reply(reply.body or {})
+        reply = self._call(api, body=body, order=True, before_send=before_send)
+        r = _numbered(parse_order_reply(reply.body or {}), reply)
         log.info("order %s %s qty=%d price=%s ord_dvsn=%s -> odno=%s branch=%s", side, code, int(qty),
                  body["ORD_UNPR"], ord_dvsn, r.odno, r.branch)
         return r
 
     def revise(self, branch: str, orig_odno: str, qty: int | None, price: int, ord_dvsn: str = "00",
-               exchange: str = "KRX") -> OrderReply:
+               exchange: str = "KRX", *, before_send: Callable[[], None] | None = None) -> OrderReply:
         """정정: a NEW order number for the revised remainder. ``qty=None`` revises all that remains
         (``QTY_ALL_ORD_YN=Y``)."""
-        return self._rvsecncl(P.RVSE, branch, orig_odno, qty, self._price_text(ord_dvsn, price), ord_dvsn, exchange)
+        return self._rvsecncl(P.RVSE, branch, orig_odno, qty, self._price_text(ord_dvsn, price), ord_dvsn, exchange,
+                              before_send)
 
-    def cancel(self, branch: str, orig_odno: str, qty: int | None = None, exchange: str = "KRX") -> OrderReply:
+    def cancel(self, branch: str, orig_odno: str, qty: int | None = None, exchange: str = "KRX", *,
+               before_send: Callable[[], None] | None = None) -> OrderReply:
         """취소 of the unfilled remainder (or ``qty`` of it); the cancel gets its own order number."""
-        return self._rvsecncl(P.CNCL, branch, orig_odno, qty, "0", "00", exchange)
+        return self._rvsecncl(P.CNCL, branch, orig_odno, qty, "0", "00", exchange, before_send)
 
     def _rvsecncl(self, kind: str, branch: str, orig_odno: str, qty: int | None, price_text: str, ord_dvsn: str,
-                  exchange: str) -> OrderReply:
+                  exchange: str, before_send: Callable[[], None] | None = None) -> OrderReply:
         if qty is not None and int(qty) <= 0:
             raise ValueError("qty must be positive (or None for all that remains)")
         body = {**self._account(), "KRX_FWDG_ORD_ORGNO": branch, "ORGN_ODNO": str(orig_odno), "ORD_DVSN": ord_dvsn,
                 "RVSE_CNCL_DVSN_CD": kind, "ORD_QTY": "0" if qty is None else str(int(qty)), "ORD_UNPR": price_text,
                 "QTY_ALL_ORD_YN": "Y" if qty is None else "N", "EXCG_ID_DVSN_CD": exchange}
-        reply = self._call(Api.ORDER_RVSECNCL, body=body, order=True)
-        r = parse_order_reply(reply.body or {})
+        reply = self._call(Api.ORDER_RVSECNCL, body=body, order=True, before_send=before_send)
+        r = _numbered(parse_order_reply(reply.body or {}), reply)
         log.info("%s of %s qty=%s -> odno=%s", "cancel" if kind == P.CNCL else "revise", orig_odno,
                  "all" if qty is None else qty, r.odno)
         return r

@@ -19,7 +19,7 @@ from brokers.kis import protocol as P
 
 __all__ = [
     "KISError", "KISRejected", "KISRateLimited", "KISAuthError", "KISServerError", "KISTransportError",
-    "KISTimeout", "KISConfigError", "KISSubscriptionLimit", "RATE_LIMIT_CODES", "TOKEN_EXPIRED_CODES",
+    "KISNotSent", "KISTimeout", "KISConfigError", "KISSubscriptionLimit", "RATE_LIMIT_CODES", "TOKEN_EXPIRED_CODES",
     "TOKEN_INVALID_CODES", "TOKEN_THROTTLED_CODE", "AUTH_CODES", "PERMANENT_GATEWAY_CODES", "error_from_reply",
     "clean_msg1",
 ]
@@ -138,6 +138,11 @@ class KISServerError(KISError):
 
 class KISTransportError(KISError):
     """The request surely did not reach KIS (connection refused, DNS, connect timeout): safe to retry."""
+
+
+class KISNotSent(KISTransportError):
+    """The request was deliberately not sent (its owner's ``before_send`` refused: the trader is
+    stopping, or the order's window closed). Certain: KIS never saw it."""
 
 
 class KISTimeout(KISError):

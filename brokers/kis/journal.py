@@ -1,28 +1,37 @@
-"""The trading journal: every intent, request, reply, notice, fill and reconciliation, in SQL.
+"""The trading journal: every intent, its state, the fills booked and the notices seen, in SQL.
 
-Why a journal: a trader process can die at any moment — between sending an order and reading
-the reply, between a fill notice and its bookkeeping. On restart the broker rebuilds positions and
-open orders from KIS, and uses the journal to know which of those orders are *ours*, which intent
-each belongs to, which fills were already counted, and which order POSTs never got an answer.
+Why a journal: a trader process can die at any moment — after handing an order to the wire and
+before reading the reply, between a fill notice and its bookkeeping. On restart the broker asks
+KIS what happened and uses the journal to know which orders are *ours*, what each one had booked,
+and which POSTs never got an answer (DESIGN "Live order flow"; ``brokers/kis/reconcile.py``).
 
-Tables (SQLAlchemy 2.x core; SQLite by default, any SQLAlchemy URL):
+Tables (SQLAlchemy 2.x core, portable SQL only: SQLite by default, PostgreSQL later):
 
-* ``intents``   — one row per order the strategy asked for (the client-side identity of an order),
-  with its state machine: SUBMITTING → SENT → ACCEPTED → PARTIAL → FILLED | CANCELLED |
-  EXPIRED | REJECTED | REPLACED, or UNKNOWN when a POST timed out and KIS has not told us yet.
-  ``odno`` (KIS order number) and ``branch`` (KRX_FWDG_ORD_ORGNO) are filled when known;
-  ``replaces`` links a revision to the intent it replaced (the revise chain).
-* ``fills``     — one row per execution, unique on ``fill_key`` so a duplicate notice can never be
-  counted twice, even across restarts.
-* ``events``    — an append-only log (request, reply, notice, alert, reconcile...) with a JSON
-  payload that never contains secrets (the broker passes already-redacted dicts).
+* ``intents`` — one row per order the strategy asked for (and one per revision: a revise is a new
+  order at KIS). ``state`` uses the lifecycle's vocabulary (``brokers/kis/lifecycle.OrderState``)
+  and is written only by ``Lifecycle.transition``. ``sent_at`` is journaled *before* the POST
+  leaves, so an intent without an answer can be looked up at KIS by its submit-time window;
+  ``odno``/``branch``/``ord_time`` come from KIS's answer.
+* ``fills`` — what the book booked, one row per increase of an order's filled quantity, keyed by
+  ``(order number, filled total after it)``: a booking is recorded once by construction.
+* ``fill_notices`` — every distinct fill notice seen, so the running notice total of an order
+  survives a restart and a notice is never counted twice.
+* ``events`` — an append-only log (request, reply, notice, alert, reconcile…) with a JSON payload
+  that never contains secrets.
 
-Every write is its own short transaction, so what is in the journal is never half-written.
+Identity: every row carries the environment (paper/real), the account and the app key it belongs
+to (``JournalScope``), as non-reversible ids. Paper and live may share a file (the default
+``journal_url``) without ever seeing each other's orders: every query of a bound journal is scoped.
+
+Files: a SQLite journal and its ``-wal``/``-shm`` companions are created readable by the owner
+only (0600): they hold the account's trading history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -31,23 +40,32 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, insert, select, update)
+                        create_engine, event, func, insert, inspect, select, update)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from market.calendar import KST
 
-FINAL_STATES = frozenset({"FILLED", "CANCELLED", "EXPIRED", "REJECTED", "REPLACED"})
-OPEN_STATES = frozenset({"SUBMITTING", "SENT", "ACCEPTED", "PARTIAL", "UNKNOWN"})
-
 metadata = MetaData()
+
+_SCOPE = (Column("env", String(8), nullable=False, index=True),
+          Column("account", String(24), nullable=False, index=True),
+          Column("app_key", String(24), nullable=False))
+
+
+def _scope_columns(nullable: bool = False) -> list[Column]:
+    return [Column(c.name, c.type, nullable=nullable, index=c.index) for c in _SCOPE]
+
 
 intents = Table(
     "intents", metadata,
     Column("id", String(36), primary_key=True),
-    Column("session_day", String(10), nullable=False, index=True),   # KST trading day, YYYY-MM-DD
+    *_scope_columns(),
+    Column("session_day", String(10), nullable=False, index=True),   # the KST session the order works in
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("bt_ref", Integer),                                       # backtrader order ref in that process
+    Column("kind", String(8), nullable=False),                       # new | revise
     Column("code", String(12), nullable=False),
     Column("side", String(4), nullable=False),                       # buy | sell
     Column("qty", Integer, nullable=False),
@@ -56,7 +74,10 @@ intents = Table(
     Column("state", String(12), nullable=False, index=True),
     Column("odno", String(20), index=True),
     Column("branch", String(10)),
-    Column("replaces", String(36)),                                  # intent id this one revised
+    Column("replaces", String(36)),                                  # intent id a revision replaces
+    Column("orig_odno", String(20)),                                 # revisions: the order number revised
+    Column("sent_at", DateTime(timezone=True)),                      # journaled before the POST leaves
+    Column("ord_time", String(6)),                                   # ORD_TMD (HHMMSS KST) from KIS
     Column("filled_qty", Integer, nullable=False, default=0),
     Column("filled_value", Integer, nullable=False, default=0),
     Column("reason", Text, nullable=False, default=""),
@@ -65,6 +86,7 @@ intents = Table(
 fills = Table(
     "fills", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    *_scope_columns(),
     Column("fill_key", String(120), nullable=False),
     Column("intent_id", String(36), index=True),
     Column("odno", String(20), index=True),
@@ -75,13 +97,27 @@ fills = Table(
     Column("price", Float, nullable=False),
     Column("commission", Integer, nullable=False, default=0),
     Column("tax", Integer, nullable=False, default=0),
-    Column("source", String(12), nullable=False),                    # notice | recovered
-    UniqueConstraint("fill_key", name="uq_fill_key"),
+    Column("source", String(12), nullable=False),                    # notice | check | recovery
+    UniqueConstraint("env", "account", "fill_key", name="uq_fill_key"),
+)
+
+fill_notices = Table(
+    "fill_notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("notice_key", String(120), nullable=False),
+    Column("intent_id", String(36), index=True),
+    Column("odno", String(20), index=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("price", Float, nullable=False),
+    UniqueConstraint("env", "account", "notice_key", name="uq_notice_key"),
 )
 
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    *_scope_columns(nullable=True),
     Column("ts", DateTime(timezone=True), nullable=False, index=True),
     Column("kind", String(24), nullable=False, index=True),
     Column("intent_id", String(36)),
@@ -91,13 +127,41 @@ events = Table(
 )
 
 
+class JournalSchemaError(RuntimeError):
+    """The journal file was written by an older version whose rows carry no env/account identity."""
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256(":".join(("krx-trader",) + parts).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class JournalScope:
+    """Whose rows these are: environment, account and app key, as ids that do not reveal them."""
+
+    env: str
+    account: str
+    app_key: str
+
+    @classmethod
+    def of(cls, env: str, cano: str, product_code: str, app_key: str) -> "JournalScope":
+        return cls(str(env), _digest("account", cano, product_code), _digest("appkey", app_key))
+
+    def row(self) -> dict[str, str]:
+        return {"env": self.env, "account": self.account, "app_key": self.app_key}
+
+
 @dataclass
 class Intent:
     id: str
+    env: str
+    account: str
+    app_key: str
     session_day: str
     created_at: datetime
     updated_at: datetime
     bt_ref: int | None
+    kind: str
     code: str
     side: str
     qty: int
@@ -107,13 +171,43 @@ class Intent:
     odno: str | None
     branch: str | None
     replaces: str | None
+    orig_odno: str | None
+    sent_at: datetime | None
+    ord_time: str | None
     filled_qty: int
     filled_value: int
     reason: str
 
     @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
+    def day(self) -> date:
+        return date.fromisoformat(self.session_day)
+
+
+@dataclass(frozen=True)
+class FillRow:
+    """One booking: the increase of an order's filled quantity (``key`` unique per order and total)."""
+
+    key: str
+    odno: str
+    ts: datetime
+    code: str
+    side: str
+    qty: int
+    price: float
+    commission: int
+    tax: int
+    source: str
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """A distinct fill notice (``key`` from the notice's own fields)."""
+
+    key: str
+    odno: str
+    ts: datetime
+    qty: int
+    price: float
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -123,83 +217,178 @@ def _aware(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=KST) if ts.tzinfo is None else ts.astimezone(KST)
 
 
-def _sqlite_url_ready(url: str) -> None:
+def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(url[len("sqlite:///"):]).expanduser()
+    return None
+
+
+def _owner_only(path: Path) -> None:
+    """Create ``path`` if missing, readable and writable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 class Journal:
-    """Thread-safe journal (the ws thread and the strategy thread both write)."""
+    """Thread-safe journal (the order workers, the ws thread and the strategy thread all write).
 
-    def __init__(self, url: str = "sqlite:///data/journal.sqlite", now=lambda: datetime.now(KST)) -> None:
-        _sqlite_url_ready(url)
+    ``scope`` binds it to one environment/account/app key (``bind`` does it later, once the live
+    session knows its credentials); an unbound journal reads everything (the dashboard) and refuses
+    to write intents or fills.
+    """
+
+    def __init__(self, url: str = "sqlite:///data/journal.sqlite", now=lambda: datetime.now(KST),
+                 scope: JournalScope | None = None) -> None:
         self.url = url
+        self._file = _sqlite_path(url)
+        if self._file is not None:
+            _owner_only(self._file)
         self.engine: Engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
+        if self.engine.dialect.name == "sqlite":
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn, _record):  # durable enough to survive kill -9, fast enough for ticks
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
+        self._check_schema()
         metadata.create_all(self.engine)
+        self._secure_companions()
         self._now = now
         self._lock = threading.Lock()
+        self.scope = scope
+
+    def _check_schema(self) -> None:
+        tables = inspect(self.engine).get_table_names()
+        if "intents" in tables:
+            cols = {c["name"] for c in inspect(self.engine).get_columns("intents")}
+            if "env" not in cols or "kind" not in cols:
+                raise JournalSchemaError(
+                    f"journal {self.url}: written by an older krx-trader (its rows carry no environment or account, "
+                    "so paper and live orders could be mistaken for each other); move the file aside or set "
+                    "broker.kis.journal_url to a new file")
+
+    def _secure_companions(self) -> None:
+        if self._file is None:
+            return
+        with self.engine.connect() as conn:   # WAL mode creates -wal/-shm on first use
+            conn.exec_driver_sql("SELECT 1")
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self._file}{suffix}")
+            if p.exists():
+                os.chmod(p, 0o600)
+
+    # ------------------------------------------------------------------ scope
+    def bind(self, scope: JournalScope) -> None:
+        if self.scope is not None and self.scope != scope:
+            raise ValueError("this journal is already bound to another environment/account/app key")
+        self.scope = scope
+
+    def _scope(self) -> JournalScope:
+        if self.scope is None:
+            raise RuntimeError("the journal is not bound to an environment/account (Journal.bind)")
+        return self.scope
+
+    def _where(self, table: Table, q):
+        if self.scope is None:
+            return q
+        return q.where(table.c.env == self.scope.env, table.c.account == self.scope.account)
 
     # ------------------------------------------------------------------ intents
-    def new_intent(self, *, code: str, side: str, qty: int, price: int, ord_dvsn: str, bt_ref: int | None,
-                   session_day: date, replaces: str | None = None, state: str = "SUBMITTING") -> Intent:
+    def new_intent(self, *, kind: str, code: str, side: str, qty: int, price: int, ord_dvsn: str,
+                   bt_ref: int | None, session_day: date, state: str, replaces: str | None = None,
+                   orig_odno: str | None = None, reason: str = "") -> Intent:
         now = self._now()
-        row = dict(id=str(uuid.uuid4()), session_day=session_day.isoformat(), created_at=now, updated_at=now,
-                   bt_ref=bt_ref, code=code, side=side, qty=int(qty), price=int(price), ord_dvsn=ord_dvsn,
-                   state=state, odno=None, branch=None, replaces=replaces, filled_qty=0, filled_value=0, reason="")
+        row = dict(id=str(uuid.uuid4()), **self._scope().row(), session_day=session_day.isoformat(), created_at=now,
+                   updated_at=now, bt_ref=bt_ref, kind=kind, code=code, side=side, qty=int(qty), price=int(price),
+                   ord_dvsn=ord_dvsn, state=state, odno=None, branch=None, replaces=replaces, orig_odno=orig_odno,
+                   sent_at=None, ord_time=None, filled_qty=0, filled_value=0, reason=reason)
         with self._lock, self.engine.begin() as conn:
             conn.execute(insert(intents).values(**row))
         return Intent(**row)
 
-    def update_intent(self, intent_id: str, **changes: Any) -> None:
-        changes["updated_at"] = self._now()
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(update(intents).where(intents.c.id == intent_id).values(**changes))
+    def record(self, intent_id: str, changes: dict[str, Any], *, fill: FillRow | None = None,
+               notice: NoticeRow | None = None, event: tuple[str, str] | None = None) -> bool:
+        """One transaction: the intent's new state/fields, the fill booked and the notice seen with
+        it, and an ``(kind, message)`` event for the log. False (and nothing written) when ``notice``
+        or ``fill`` was already recorded."""
+        scope = self._scope()
+        now = self._now()
+        changes = dict(changes, updated_at=now)
+        try:
+            with self._lock, self.engine.begin() as conn:
+                if event is not None:
+                    conn.execute(insert(events).values(**scope.row(), ts=now, kind=event[0], intent_id=intent_id,
+                                                       odno=notice.odno if notice else None, message=event[1],
+                                                       payload="{}"))
+                if notice is not None:
+                    conn.execute(insert(fill_notices).values(
+                        **scope.row(), notice_key=notice.key, intent_id=intent_id, odno=notice.odno, ts=notice.ts,
+                        qty=int(notice.qty), price=float(notice.price)))
+                if fill is not None:
+                    conn.execute(insert(fills).values(
+                        **scope.row(), fill_key=fill.key, intent_id=intent_id, odno=fill.odno, ts=fill.ts,
+                        code=fill.code, side=fill.side, qty=int(fill.qty), price=float(fill.price),
+                        commission=int(fill.commission), tax=int(fill.tax), source=fill.source))
+                conn.execute(update(intents).where(intents.c.id == intent_id).values(**changes))
+        except IntegrityError:
+            return False
+        return True
 
     def intent(self, intent_id: str) -> Intent | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(intents).where(intents.c.id == intent_id)).mappings().first()
         return self._intent(row) if row else None
 
-    def intents_for_day(self, day: date, open_only: bool = False) -> list[Intent]:
-        q = select(intents).where(intents.c.session_day == day.isoformat())
-        if open_only:
-            q = q.where(intents.c.state.in_(sorted(OPEN_STATES)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(intents.c.created_at)).mappings().all()
-        return [self._intent(r) for r in rows]
+    def intents_for_day(self, day: date) -> list[Intent]:
+        return self._intents(intents.c.session_day == day.isoformat())
+
+    def intents_in_states(self, states: Iterable[str]) -> list[Intent]:
+        return self._intents(intents.c.state.in_(sorted(states)))
 
     def open_intents(self) -> list[Intent]:
+        from brokers.kis.lifecycle import OPEN_STATES
+
+        return self.intents_in_states(s.value for s in OPEN_STATES)
+
+    def _intents(self, *conditions) -> list[Intent]:
+        q = self._where(intents, select(intents).where(*conditions)).order_by(intents.c.created_at)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(intents).where(intents.c.state.in_(sorted(OPEN_STATES)))
-                                .order_by(intents.c.created_at)).mappings().all()
+            rows = conn.execute(q).mappings().all()
         return [self._intent(r) for r in rows]
 
     @staticmethod
     def _intent(row) -> Intent:
         d = dict(row)
-        d["created_at"] = _aware(d["created_at"])
-        d["updated_at"] = _aware(d["updated_at"])
+        for k in ("created_at", "updated_at", "sent_at"):
+            d[k] = _aware(d[k])
         return Intent(**d)
 
-    # ------------------------------------------------------------------ fills
-    def record_fill(self, *, fill_key: str, intent_id: str | None, odno: str, ts: datetime, code: str, side: str,
-                    qty: int, price: float, commission: int, tax: int, source: str) -> bool:
-        """Store a fill once; False when ``fill_key`` was already recorded (a duplicate)."""
-        with self._lock, self.engine.begin() as conn:
-            exists = conn.execute(select(fills.c.id).where(fills.c.fill_key == fill_key)).first()
-            if exists:
-                return False
-            conn.execute(insert(fills).values(fill_key=fill_key, intent_id=intent_id, odno=odno, ts=ts, code=code,
-                                              side=side, qty=int(qty), price=float(price),
-                                              commission=int(commission), tax=int(tax), source=source))
-        return True
+    def claimed_odnos(self, day: date) -> dict[int, str]:
+        """Order numbers (as numbers) that an intent working on ``day`` already claims → intent id."""
+        q = self._where(intents, select(intents.c.odno, intents.c.id).where(
+            intents.c.session_day == day.isoformat(), intents.c.odno.is_not(None)))
+        with self.engine.connect() as conn:
+            return {int(o): i for o, i in conn.execute(q).all() if str(o).strip().isdigit()}
+
+    # ------------------------------------------------------------------ fills and notices
+    def totals(self, intent_id: str) -> tuple[int, float, int, float]:
+        """(booked qty, booked value, noticed qty, noticed value) of one intent, from its rows."""
+        with self.engine.connect() as conn:
+            b = conn.execute(select(func.coalesce(func.sum(fills.c.qty), 0),
+                                    func.coalesce(func.sum(fills.c.qty * fills.c.price), 0.0))
+                             .where(fills.c.intent_id == intent_id)).one()
+            n = conn.execute(select(func.coalesce(func.sum(fill_notices.c.qty), 0),
+                                    func.coalesce(func.sum(fill_notices.c.qty * fill_notices.c.price), 0.0))
+                             .where(fill_notices.c.intent_id == intent_id)).one()
+        return int(b[0]), float(b[1]), int(n[0]), float(n[1])
+
+    def notice_keys(self, intent_id: str) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(fill_notices.c.notice_key).where(fill_notices.c.intent_id == intent_id)).all()
+        return {r[0] for r in rows}
 
     def fills_for(self, odno: str | None = None, intent_id: str | None = None) -> list[dict[str, Any]]:
         q = select(fills)
@@ -208,7 +397,7 @@ class Journal:
         if intent_id is not None:
             q = q.where(fills.c.intent_id == intent_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(fills.c.id)).mappings().all()
+            rows = conn.execute(self._where(fills, q).order_by(fills.c.id)).mappings().all()
         return [dict(r, ts=_aware(r["ts"])) for r in rows]
 
     def all_fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -216,19 +405,20 @@ class Journal:
         if since is not None:
             q = q.where(fills.c.ts >= since)
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(fills.c.id)).mappings().all()
+            rows = conn.execute(self._where(fills, q).order_by(fills.c.id)).mappings().all()
         return [dict(r, ts=_aware(r["ts"])) for r in rows]
 
     # ------------------------------------------------------------------ events
     def log(self, kind: str, message: str = "", *, intent_id: str | None = None, odno: str | None = None,
             payload: dict[str, Any] | None = None) -> None:
+        scope = self.scope.row() if self.scope is not None else {}
         with self._lock, self.engine.begin() as conn:
-            conn.execute(insert(events).values(ts=self._now(), kind=kind, intent_id=intent_id, odno=odno,
+            conn.execute(insert(events).values(**scope, ts=self._now(), kind=kind, intent_id=intent_id, odno=odno,
                                                message=message,
                                                payload=json.dumps(payload or {}, ensure_ascii=False, default=str)))
 
     def events(self, kinds: Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        q = select(events)
+        q = self._where(events, select(events))
         if kinds is not None:
             q = q.where(events.c.kind.in_(list(kinds)))
         q = q.order_by(events.c.id.desc())
@@ -239,10 +429,11 @@ class Journal:
         return [dict(r, ts=_aware(r["ts"]), payload=json.loads(r["payload"] or "{}")) for r in reversed(rows)]
 
     def event_count(self) -> int:
-        from sqlalchemy import func
-
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+            return int(conn.execute(self._where(events, select(func.count()).select_from(events))).scalar_one())
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+__all__ = ["Journal", "JournalScope", "JournalSchemaError", "Intent", "FillRow", "NoticeRow"]

@@ -212,6 +212,12 @@ class DailyOrder:
     rejected_qty: int
     ord_dvsn: str
     raw: dict[str, Any] = field(repr=False, compare=False)
+    filled_amount: int = 0       # tot_ccld_amt: KRW of every fill so far (exact, unlike the average)
+
+    @property
+    def filled_value(self) -> float:
+        """KRW filled so far: ``tot_ccld_amt`` when KIS sends it, else average × quantity."""
+        return float(self.filled_amount) if self.filled_amount else self.avg_fill_price * self.filled_qty
 
 
 def parse_daily_order(row: Mapping[str, Any]) -> DailyOrder:
@@ -224,7 +230,7 @@ def parse_daily_order(row: Mapping[str, Any]) -> DailyOrder:
         cancelled=str(row.get("cncl_yn", "")).strip().upper() == "Y",
         cancelled_qty=to_int(get_ci(row, "cncl_cfrm_qty", "cnc_cfrm_qty")),
         remaining_qty=to_int(row.get("rmn_qty")), rejected_qty=to_int(row.get("rjct_qty")),
-        ord_dvsn=str(row.get("ord_dvsn_cd", "")).strip(), raw=dict(row))
+        ord_dvsn=str(row.get("ord_dvsn_cd", "")).strip(), raw=dict(row), filled_amount=to_int(row.get("tot_ccld_amt")))
 
 
 def parse_open_order(row: Mapping[str, Any], today: date) -> DailyOrder:
@@ -239,7 +245,7 @@ def parse_open_order(row: Mapping[str, Any], today: date) -> DailyOrder:
         ord_time=str(row.get("ord_tmd", "")).strip(), filled_qty=filled,
         avg_fill_price=amount / filled if filled else 0.0, cancelled=False, cancelled_qty=0,
         remaining_qty=to_int(row.get("psbl_qty")), rejected_qty=0, ord_dvsn=str(row.get("ord_dvsn_cd", "")).strip(),
-        raw=dict(row))
+        raw=dict(row), filled_amount=amount)
 
 
 # ---- buying power, quote ---------------------------------------------------------------------

@@ -7,8 +7,8 @@ on sleeps — until the trader has received and applied everything the emulator 
 
 1. a PINGPONG barrier: the emulator pings every session; frames are ordered on the socket, so once
    the trader has echoed the ping, every tick and notice sent before it has arrived;
-2. the store is idle (no tick, notice or reply waiting, no request on its way) and the broker has
-   turned twice since;
+2. a broker turn that began after the echo has completed (it drained all of it) and the store is
+   idle (no tick, notice or reply waiting, no request on its way, no look-up due);
 3. repeat until a round brings nothing new (a reply can cause notices, notices can cause orders).
 """
 
@@ -91,18 +91,15 @@ class Trader:
         store = self.store
         for _ in range(rounds):
             self._check_alive()
-            before = (store.events.qsize(), store.loops, len(self.journal.events()))
+            before = len(self.journal.events())
             pings = store.pings
             self.emu.ping_websockets(wait_echo=WAIT)
             assert store.wait_for(lambda: store.pings > pings or not self.thread.is_alive(), WAIT), \
                 "the trader never echoed the PINGPONG barrier"
-            assert store.wait_for(lambda: store.idle() or not self.thread.is_alive(), WAIT), \
-                "the trader did not drain its queues"
-            loops = store.loops
-            assert store.wait_for(lambda: store.loops >= loops + 2 or not self.thread.is_alive(), WAIT), \
-                "the broker stopped turning"
-            after = len(self.journal.events())
-            if store.idle() and after == before[2]:
+            # a broker turn that began after the echo has applied everything sent before the ping
+            assert store.wait_for(lambda: (store.done_pings > pings and store.idle()) or not self.thread.is_alive(),
+                                  WAIT), "the trader did not drain its queues"
+            if len(self.journal.events()) == before:
                 return
         raise AssertionError("the trader kept busy for too many rounds")
 
@@ -236,7 +233,7 @@ class Scripted:
 
 
 def start_scripted(emu: Emulator, tmp_path: Path, codes: list[str], day, *, kis: dict[str, Any] | None = None,
-                   risk: dict[str, Any] | None = None, **client_kw: Any) -> Scripted:
+                   risk: dict[str, Any] | None = None, journal_url: str | None = None, **client_kw: Any) -> Scripted:
     import queue as _q
 
     commands, results = _q.Queue(), _q.Queue()
@@ -245,7 +242,8 @@ def start_scripted(emu: Emulator, tmp_path: Path, codes: list[str], day, *, kis:
                              "kis": {"bar": "1min", "order_window": "extended", "reconcile_every_s": 3600,
                                      **(kis or {})}},
                      risk=risk or {"limits": {"max_position_pct": 100, "max_exposure_pct": 100}})
-    trader = start_trader(emu, cfg, tmp_path, until=schedule(day).close + timedelta(minutes=5), **client_kw)
+    trader = start_trader(emu, cfg, tmp_path, until=schedule(day).close + timedelta(minutes=5), journal_url=journal_url,
+                          **client_kw)
     s = Scripted(trader, commands, results, day)
     trader.step_to(s.minute)
     return s

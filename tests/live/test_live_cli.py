@@ -64,7 +64,7 @@ def test_paper_cli_against_emulator_cli(tmp_path):
         step("09:05:00")          # the market orders fill at the next prints
         fills = 0
         while fills < 3:
-            trader.until(lambda l: "krx.kis.broker: fill buy" in l, "the fills")
+            trader.until(lambda l: "brokers.kis.orders: fill buy" in l, "the fills")
             fills += 1
         step("09:11:00")          # past --until: the feeds end and the report is written
         trader.until(lambda l: "Report:" in l or "stopped" in l, "the end of the session")

@@ -9,8 +9,6 @@ is still partly unfilled and its limit order rests.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from configs.schema import DemoDataConfig
 from brokers.kis.journal import Journal
 from feeds.demo import generate_demo_market
-from childproc import Child
+from processes import TraderProc
 from harness import at, make_emulator
 
 DAY = date(2025, 3, 5)
@@ -31,41 +29,7 @@ WAIT = 60.0
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
-class Proc:
-    """A trader process and its status lines (read through ``childproc.Child``: both pipes drained)."""
-
-    def __init__(self, spec_path: Path) -> None:
-        self.child = Child([sys.executable, str(HERE / "trader_process.py"), str(spec_path)], HERE)
-        self.p = self.child.p
-        self.last: dict = {}
-
-    def read(self, until, what: str) -> dict:
-        """Read status lines until ``until(status)`` holds."""
-        def matches(line: str) -> bool:
-            self.last = json.loads(line)
-            return until(self.last)
-
-        self.child.until(matches, what)
-        return self.last
-
-    def settle(self, emu) -> dict:
-        """Ping barrier, then idle for two turns with no new journal entries."""
-        for _ in range(30):
-            pings = self.last.get("pings", 0)
-            emu.ping_websockets(wait_echo=WAIT)
-            st = self.read(lambda s: s.get("pings", 0) > pings and s["idle"], "the ping barrier")
-            loops, events = st["loops"], st["journal_events"]
-            st = self.read(lambda s: s["loops"] >= loops + 2, "two more turns")
-            if st["idle"] and st["journal_events"] == events:
-                return st
-        raise AssertionError("the trader never settled")
-
-    def kill(self) -> None:
-        os.kill(self.p.pid, signal.SIGKILL)
-        self.p.wait(WAIT)
-
-    def stop(self) -> None:
-        self.child.stop()
+Proc = TraderProc
 
 
 def test_kill9_then_restart_rebuilds_and_continues(tmp_path):

@@ -21,7 +21,7 @@ from brokers.kis.clock import AdminClock  # noqa: E402
 from brokers.kis.journal import Journal  # noqa: E402
 from brokers.kis.ws import KISWebSocket  # noqa: E402
 from configs.schema import parse_config  # noqa: E402
-from engine.live import build_live_session  # noqa: E402
+from engine.live import build_live_session, run_until_signal  # noqa: E402
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
                       token_cache=Path(spec["token_cache"]), requests_per_second=1000)
     now = AdminClock(admin.server_now, ttl=0.01)
     client = KISClient(creds, "paper", spec["rest_url"], token_cache=Path(spec["token_cache"]), wallclock=now,
-                       requests_per_second=1000)
+                       requests_per_second=1000, **spec.get("client", {}))
 
     def ws_factory(**callbacks):
         return KISWebSocket(spec["ws_url"], client.approval_key, "paper", creds.hts_id, wallclock=now,
@@ -48,14 +48,14 @@ def main() -> int:
 
     def mark_and_report() -> None:
         mark()
-        status = {"loops": store.loops, "pings": store.pings, "idle": store.idle(),
+        status = {"loops": store.loops, "pings": store.pings, "idle": store.idle(), "reconnects": store.reconnects, "done_pings": store.done_pings, "now": store.now().isoformat(),
                   "position": {c: int(p.size) for c, p in broker.positions.items() if p.size},
                   "open": sorted(int(lo.odno or 0) for lo in broker.open_live_orders()),
                   "journal_events": journal.event_count()}
         print(json.dumps(status), flush=True)
 
     store.mark_loop = mark_and_report
-    session.run()
+    run_until_signal(session)            # as run.py: Ctrl-C / SIGTERM stop it cleanly
     print(json.dumps({"finished": True}), flush=True)
     return 0
 

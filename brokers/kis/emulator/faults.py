@@ -17,6 +17,16 @@ REST faults (checked in this order by the server):
   ``before=True`` the wait comes before processing instead).
 * ``notice_first`` — deliver the request's notices over the WebSocket and wait (bounded) until
   they were written before sending the REST reply.
+* ``garbage``      — answer HTTP 200 with a body that is not JSON (an unparseable reply).
+* ``reset``        — close the connection at once without any reply (a connection reset).
+* ``http500``, ``garbage`` and ``reset`` take ``after_accept=True`` too: the request is processed
+  first (an order *is* placed, its notices go out), then the reply is the fault — the ambiguous
+  outcomes an order client must resolve at KIS rather than treat as a rejection.
+* ``advance_clock`` — step the emulator's (stepped) clock by ``seconds`` before processing the
+  request: the market moves *during* a call, e.g. fills landing between two pages of a paged read.
+
+Every REST fault takes ``skip``: the first ``skip`` matching requests pass untouched (so a fault
+can hit page 2 of a paged read, or the second look-up after a timeout).
 
 Notice faults: ``duplicate_notices`` (each affected notice is sent twice), ``reorder_notices``
 (an affected notice is held back and sent after the next notice of the same account, or at the
@@ -46,6 +56,7 @@ class RestFault:
     msg_cd: str | None = None
     msg1: str | None = None
     status: int = 500
+    skip: int = 0
 
     def matches(self, path: str) -> bool:
         return self.count > 0 and (not self.path or self.path in path)
@@ -59,7 +70,7 @@ class FaultState:
     reject_orders: int = 0
 
 
-REST_KINDS = ("http500", "rate_storm", "timeout", "delay", "notice_first")
+REST_KINDS = ("http500", "rate_storm", "timeout", "delay", "notice_first", "garbage", "reset", "advance_clock")
 
 
 class FaultController:
@@ -83,8 +94,20 @@ class FaultController:
         return fault
 
     def http500(self, count: int = 1, path: str = "", msg_cd: str | None = None, msg1: str | None = None,
-                status: int = 500) -> RestFault:
-        return self.arm_rest("http500", count, path, msg_cd=msg_cd, msg1=msg1, status=status)
+                status: int = 500, after_accept: bool = False, skip: int = 0) -> RestFault:
+        return self.arm_rest("http500", count, path, msg_cd=msg_cd, msg1=msg1, status=status,
+                             after_accept=after_accept, skip=skip)
+
+    def garbage(self, count: int = 1, path: str = "", after_accept: bool = False, skip: int = 0) -> RestFault:
+        return self.arm_rest("garbage", count, path, after_accept=after_accept, skip=skip)
+
+    def reset(self, count: int = 1, path: str = "", after_accept: bool = False, skip: int = 0) -> RestFault:
+        return self.arm_rest("reset", count, path, after_accept=after_accept, skip=skip)
+
+    def advance_clock(self, seconds: float, count: int = 1, path: str = "", skip: int = 0) -> RestFault:
+        if seconds <= 0:
+            raise ValueError("seconds must be > 0")
+        return self.arm_rest("advance_clock", count, path, seconds=seconds, skip=skip)
 
     def rate_storm(self, count: int = 10, path: str = "") -> RestFault:
         return self.arm_rest("rate_storm", count, path)
@@ -124,6 +147,9 @@ class FaultController:
         with self._lock:
             for f in self.state.rest:
                 if f.kind == kind and f.matches(path) and all(getattr(f, k) == v for k, v in match.items()):
+                    if f.skip > 0:
+                        f.skip -= 1
+                        return None
                     f.count -= 1
                     if f.count <= 0:
                         self.state.rest.remove(f)

@@ -42,10 +42,12 @@ from typing import Callable, Iterable, Literal
 
 from brokers.kis.protocol import BUY, ORD_DVSN, PAPER_EXCHANGES, PAPER_ORD_DVSN, Env
 from brokers.kis.emulator.marketdata import BarStore, DayTape, Quote, book_levels
+from market.acceptance import (band_refusal, buying_power_refusal, reserve_price, sellable_refusal, tick_refusal,
+                               window_refusal)
 from market.calendar import KST, krx_calendar, settlement_date
 from market.costs import CostModel
 from market.sessions import schedule
-from market.ticks import Market, is_on_tick
+from market.ticks import Market
 
 OrderKind = Literal["new", "revise", "cancel"]
 NoticeKind = Literal["ack", "confirm", "fill", "reject", "kill"]
@@ -478,16 +480,10 @@ class Engine:
         return n
 
     def _check_window(self, env: Env) -> None:
-        cal = krx_calendar()
-        d = self.now.date()
-        if not cal.is_trading_day(d):
-            raise OrderError("market_closed")
-        sched = schedule(d)
-        start = sched.order_entry if self.rules.order_window.get(env) == "order_entry" else sched.open
-        if self.now < start:
-            raise OrderError("market_not_open")
-        if self.now >= sched.close:
-            raise OrderError("market_closed")
+        window = "extended" if self.rules.order_window.get(env) == "order_entry" else "regular"
+        refusal = window_refusal(self.now, window)
+        if refusal is not None:
+            raise OrderError(refusal.key)
 
     def _check_type(self, env: Env, ord_dvsn: str, exchange: str) -> None:
         if ord_dvsn not in ORD_DVSN:
@@ -514,10 +510,9 @@ class Engine:
             lim = best_opp if ord_dvsn in BEST_TYPES else best_same
             return lim or q.last
         market = self.store.markets[code]
-        if price <= 0 or not is_on_tick(price, q.day, market):
-            raise OrderError("tick_error")
-        if not q.band.contains(price):
-            raise OrderError("band_error")
+        refusal = tick_refusal(price, q.day, market) or band_refusal(price, q.band, q.day)
+        if refusal is not None:
+            raise OrderError(refusal.key)
         return price
 
     def _buying_power(self, acct: Account) -> int:
@@ -528,10 +523,13 @@ class Engine:
         value = qty * o.reserve_px
         return value + self.costs.commission(value)
 
-    def sellable_qty(self, acct: Account, code: str) -> int:
+    @staticmethod
+    def held_qty(acct: Account, code: str) -> int:
         pos = acct.positions.get(code)
-        held = pos.qty if pos else 0
-        return held - sum(o.open_qty for o in acct.working_orders(code) if not o.is_buy)
+        return pos.qty if pos else 0
+
+    def sellable_qty(self, acct: Account, code: str) -> int:
+        return self.held_qty(acct, code) - sum(o.open_qty for o in acct.working_orders(code) if not o.is_buy)
 
     def buying_power(self, acct: Account) -> int:
         return self._buying_power(acct)
@@ -563,14 +561,14 @@ class Engine:
         q = self.quote(code)
         limit = self._effective_limit(code, side, ord_dvsn, price, q)
         if side == BUY:
-            reserve_px = limit if limit is not None else q.band.upper
-            value = qty * reserve_px
-            if value + self.costs.commission(value) > self._buying_power(acct):
-                raise OrderError("insufficient_cash")
+            reserve_px = int(reserve_price(limit, q.band))
+            refusal = buying_power_refusal(qty, reserve_px, self._buying_power(acct), self.costs.commission)
         else:
             reserve_px = 0
-            if qty > self.sellable_qty(acct, code):
-                raise OrderError("sell_qty_exceeded")
+            held = self.held_qty(acct, code)
+            refusal = sellable_refusal(qty, held, held - self.sellable_qty(acct, code))
+        if refusal is not None:
+            raise OrderError(refusal.key)
         o = Order(self._allocate_no(env), env, acct, code, side, ord_dvsn, qty,
                   0 if ORD_DVSN[ord_dvsn].market_price else (limit or 0), self.now,
                   source=source, exchange="KRX", limit=limit, reserve_px=reserve_px,
@@ -618,11 +616,11 @@ class Engine:
         limit = self._effective_limit(orig.code, orig.side, ord_dvsn, price, quote)
         reserve_px = 0
         if orig.is_buy:
-            reserve_px = limit if limit is not None else quote.band.upper
+            reserve_px = int(reserve_price(limit, quote.band))
             released = self._reservation(orig, q)
-            value = q * reserve_px
-            if value + self.costs.commission(value) > self._buying_power(acct) + released:
-                raise OrderError("insufficient_cash")
+            refusal = buying_power_refusal(q, reserve_px, self._buying_power(acct) + released, self.costs.commission)
+            if refusal is not None:
+                raise OrderError(refusal.key)
         orig.cancelled_qty += q
         if orig.open_qty == 0:
             orig.working = False

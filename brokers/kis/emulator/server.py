@@ -322,6 +322,46 @@ class _RestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _gateway_error(self, f: Any, env: Env, path: str, label: str, t0: float) -> None:
+        """The ``http500`` fault: a gateway error envelope (default ``EGW00203``)."""
+        out = P.message("gateway_error").envelope(env)
+        if f.msg_cd:
+            out["msg_cd"] = f.msg_cd
+        if f.msg1:
+            out["msg1"] = f.msg1
+        self._write(f.status, out)
+        self.server.emulator._log_request(env, self.command, path, label, self.headers.get("appkey"), f.status,
+                                          str(out["msg_cd"]) + " [fault]", t0)
+
+    def _broken_reply(self, faults: Any, path: str, env: Env, label: str, t0: float, *, after_accept: bool,
+                      resp: RestResponse | None = None) -> bool:
+        """The ``garbage`` (HTTP 200, not JSON) and ``reset`` (no reply at all) faults."""
+        emu = self.server.emulator
+        for kind in ("garbage", "reset"):
+            f = faults.take_rest(kind, path, after_accept=after_accept)
+            if f is None:
+                continue
+            if resp is not None:
+                emu.gate.release(resp.held)
+                resp.held = None
+            emu._log_request(env, self.command, path, label, self.headers.get("appkey"), 0,
+                             f"{kind}{' after accept' if after_accept else ''} [fault]", t0)
+            if kind == "garbage":
+                data = b"<html><body>502 Bad Gateway</body></html>"
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return True
+        return False
+
     def _handle(self) -> None:
         emu = self.server.emulator
         env = self.server.env
@@ -339,17 +379,11 @@ class _RestHandler(BaseHTTPRequestHandler):
         req = RestRequest(env, self.command, path, query, self.headers, body)
         faults = emu.faults
         label = self.headers.get("tr_id") or path
-        f = faults.take_rest("http500", path)
+        f = faults.take_rest("http500", path, after_accept=False)
         if f is not None:
-            m = P.message("gateway_error")
-            out = m.envelope(env)
-            if f.msg_cd:
-                out["msg_cd"] = f.msg_cd
-            if f.msg1:
-                out["msg1"] = f.msg1
-            self._write(f.status, out)
-            emu._log_request(env, self.command, path, label, self.headers.get("appkey"), f.status,
-                             str(out["msg_cd"]) + " [fault]", t0)
+            self._gateway_error(f, env, path, label, t0)
+            return
+        if self._broken_reply(faults, path, env, label, t0, after_accept=False):
             return
         if faults.take_rest("rate_storm", path) is not None:
             m = P.message("rate_limited")
@@ -365,6 +399,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         f = faults.take_rest("delay", path, before=True)
         if f is not None:
             self.server.stop_event.wait(f.seconds)
+        f = faults.take_rest("advance_clock", path)
+        if f is not None and emu.clock.steppable:
+            emu.advance(timedelta(seconds=f.seconds))   # the market moves during this call
         try:
             resp: RestResponse = emu.rest.handle(req)
         except Exception:  # noqa: BLE001 - a bug must answer like a gateway error, not kill the socket
@@ -374,6 +411,14 @@ class _RestHandler(BaseHTTPRequestHandler):
             emu._log_request(env, self.command, path, label, self.headers.get("appkey"), 500, "EMU99999", t0)
             return
         try:
+            f = faults.take_rest("http500", path, after_accept=True)
+            if f is not None:
+                emu.gate.release(resp.held)
+                resp.held = None
+                self._gateway_error(f, env, path, label, t0)
+                return
+            if self._broken_reply(faults, path, env, label, t0, after_accept=True, resp=resp):
+                return
             f = faults.take_rest("timeout", path, after_accept=True)
             if f is not None:
                 emu.gate.release(resp.held)
@@ -899,7 +944,7 @@ class Emulator:
 
     def _arm(self, kind: str, a: dict[str, Any]) -> Any:
         f = self.faults
-        if kind in ("http500", "rate_storm", "timeout", "delay", "notice_first"):
+        if kind in ("http500", "rate_storm", "timeout", "delay", "notice_first", "garbage", "reset", "advance_clock"):
             fault = f.arm_rest(kind, _admin_int(a.pop("count", 1), "count"), str(a.pop("path", "") if kind != "notice_first"
                                                                    else a.pop("path", "order")), **a)
             return fault.kind
