@@ -362,7 +362,7 @@ class KISWebSocket:
                 break
 
     async def _session(self, ws: Any, reconnect: bool) -> None:
-        """Run one connection until it ends (always by an exception: closed, idle, _Disconnect)."""
+        """Run one connection until it ends: by an exception (closed, idle, _Disconnect) or by ``stop()``."""
         self._gen += 1
         gen = self._gen
         with self._lock:
@@ -377,7 +377,10 @@ class KISWebSocket:
             else:
                 asyncio.get_running_loop().call_later(
                     RESUBSCRIBE_ACK_TIMEOUT_S, lambda: self._fire_reconnected() if gen == self._gen else None)
-        while True:
+        # ``stop()`` cancels this task, but on Python 3.11 ``asyncio.wait_for`` swallows a cancellation that
+        # lands while ``recv()`` already has a frame (gh-86296) — under a steady stream that is most stops.
+        # The flag, checked between frames, ends the session whatever happened to the cancel.
+        while not self._stopping:
             try:
                 text = await asyncio.wait_for(ws.recv(), timeout=self.idle_timeout)
             except asyncio.TimeoutError:

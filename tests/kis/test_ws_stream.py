@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,4 +124,34 @@ def test_stop_from_inside_a_callback(kit, emu, ws_factory, collector) -> None:
     holder["ws"] = ws
     ws.subscribe_trades(kit.MAIN)
     collector.wait("ack")
+    collector.wait("state", lambda s: s[0] is ConnectionState.STOPPED)
+
+
+def test_stop_while_frames_are_buffered(kit, emu, ws_factory, collector) -> None:
+    """``stop()`` ends the session even when its cancellation lands while ``recv()`` already holds a frame
+    (Python 3.11's ``wait_for`` then swallows the cancel): before the fix the thread read on until the
+    server closed, and every paper/live shutdown waited out the 10 s join."""
+    ws_box: list[KISWebSocket] = []
+    stopper: list[threading.Thread] = []
+    stopping = threading.Event()
+
+    def on_trade(trade: Trade) -> None:
+        if not stopper:   # first trade, on the ws thread: stop from outside while more frames are queued
+            ws = ws_box[0]
+            t = threading.Thread(target=ws.stop, kwargs={"timeout": 5.0})
+            stopper.append(t)
+            t.start()
+            while not ws._stopping:      # the flag is set before the cancel is scheduled
+                pass
+            stopping.set()
+
+    ws = ws_factory("paper", on_trade=on_trade)
+    ws_box.append(ws)
+    thread = ws._thread
+    ws.subscribe_trades(kit.MAIN)
+    collector.wait("ack", _ok(kit.MAIN, P.WS_TR_TRADE))
+    emu.advance(timedelta(minutes=30))   # ~90 prints in several frames, sent at once
+    assert stopping.wait(5.0)
+    stopper[0].join(10.0)
+    assert not thread.is_alive(), "the ws thread outlived stop()'s 5 s join"
     collector.wait("state", lambda s: s[0] is ConnectionState.STOPPED)
