@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable
 
 import backtrader as bt
@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.record import RunRecord
 from analysis.recorders import RunRecorder, events_frame
 from brokers.kis.broker import KISBroker
+from brokers.kis.errors import KISError
 from brokers.kis.journal import Journal, JournalScope
 from brokers.kis.protocol import Env
 from brokers.kis.store import KISStore
@@ -99,6 +100,28 @@ def _markets(cfg: AppConfig, codes: list[str]) -> dict[str, Market]:
     return {c: known.get(c, cfg.data.default_market) for c in codes}
 
 
+def check_calendar_with_kis(client: Any, today: date) -> None:
+    """Live (real env) only: KIS's 휴장일 list (``chk-holiday``) against the local KRX calendar before the
+    first order. The session schedule, the order window and DAY expiry all follow ``market.calendar``;
+    an ad-hoc closure it does not know (an election day) would have the trader wait for an opening that
+    never comes, and a day it wrongly closes would never trade. KIS disagreeing about *today* stops the
+    start with the reason; a later day only warns (``confirm_calendar`` logs it), since the local
+    calendar may be updated before then. If KIS cannot be asked, the local calendar rules (logged).
+    Paper has no such TR and always keeps the local calendar."""
+    try:
+        mismatches = client.confirm_calendar(today)
+    except KISError as exc:
+        log.warning("chk-holiday (KRX holidays at KIS) failed: %s; trading on the local KRX calendar", exc)
+        return
+    for m in mismatches:
+        if m.day == today:
+            raise InputError(
+                f"KIS says KRX is {'open' if m.kis_open else 'closed'} today ({today:%Y-%m-%d}) but the local KRX "
+                f"calendar (exchange_calendars XKRX) says {'open' if m.local_open else 'closed'}: not trading on a "
+                "calendar that disagrees with the exchange; update exchange_calendars (pip install -U "
+                "exchange_calendars) or wait for the next session")
+
+
 def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: Any = None,
                        ws_factory: Callable[..., Any] | None = None, now: Callable[[], datetime] | None = None,
                        journal: Journal | None = None, credentials: Any = None, until: datetime | None = None,
@@ -126,6 +149,8 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,
                            requests_per_second=kis.requests_per_second, use_old_tr_ids=kis.use_old_tr_ids,
                            order_timeout=kis.order_timeout_s, **clock_kw)
+    if env is Env.REAL:
+        check_calendar_with_kis(client, (now() if now else datetime.now(KST)).astimezone(KST).date())
     if ws_factory is None:
         from brokers.kis.protocol import WS_BASE_URL
         ws_url = kis.ws_url or WS_BASE_URL[env]

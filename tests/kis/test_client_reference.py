@@ -87,6 +87,27 @@ def test_confirm_calendar_reports_disagreement(client_factory, monkeypatch) -> N
     assert paper.is_trading_day(date(2025, 6, 3)) is True            # paper: only the local calendar
 
 
+def test_live_start_refuses_a_calendar_kis_contradicts_today(client_factory, monkeypatch) -> None:
+    """``run.py live`` asks KIS before the first order: a closure the local calendar misses stops it."""
+    import market.calendar as mc
+    from configs.errors import InputError
+    from engine.live import check_calendar_with_kis
+
+    real_cal = mc.krx_calendar()
+
+    class Stale:                                                      # misses the 2025-06-03 election
+        def is_trading_day(self, d: date) -> bool:
+            return True if d == date(2025, 6, 3) else real_cal.is_trading_day(d)
+
+    c = client_factory("real")
+    check_calendar_with_kis(c, date(2025, 6, 2))                      # calendars agree: no complaint
+    monkeypatch.setattr(mc, "krx_calendar", lambda: Stale())
+    check_calendar_with_kis(client_factory("real"), date(2025, 6, 2))  # disagreement tomorrow: a warning only
+    with pytest.raises(InputError, match=r"KIS says KRX is closed today \(2025-06-03\).*says open"):
+        check_calendar_with_kis(client_factory("real"), date(2025, 6, 3))
+    check_calendar_with_kis(client_factory("paper"), date(2025, 6, 3))  # paper: no chk-holiday, local rules
+
+
 def test_finance_frames_are_in_krw(kit, client_factory) -> None:
     c = client_factory("real")
     bs = c.balance_sheet(kit.MAIN)
