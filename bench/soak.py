@@ -256,7 +256,10 @@ def run_one(seed: int, workdir: Path, demo=None) -> RunResult:
         emu.advance_to(sched.open + timedelta(minutes=5))   # every feed has backfilled bars (see README)
         trader = start()
         trader.settle(emu)
-        kills = sorted(rng.sample(range(3, 22), rng.randint(1, 3)))
+        # kill steps early enough that every run reaches them: the shortest day (trading until 10:00, a
+        # two-day run's first day ending at noon) still has 7 steps, so every run restarts 1-3 times
+        # (two-day runs once more, the next morning)
+        kills = sorted(rng.sample(range(2, 7), rng.randint(1, 3)))
         step = 0
         for day in ([DAY, NEXT] if two_days else [DAY]):
             s = schedule(day)
