@@ -43,7 +43,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from configs.database import open_engine
-from feeds import migrate
+from migrations import migrate
 from feeds.tables import fundamentals as table
 
 log = logging.getLogger(__name__)
