@@ -25,10 +25,11 @@ agree on both backends. A journal from before migrations is stamped and used; on
   that never contains secrets.
 
 Identity: every row carries the environment (paper/real), the account and the app key it belongs
-to (``JournalScope``), as non-reversible ids. Paper and live may share a file (the default
+to (``JournalScope``), as non-reversible ids. Paper and live may share a journal (the default
 ``journal_url``) without ever seeing each other's orders: every query of a bound journal is scoped.
 
-Times: every timestamp is stored and returned as an aware KST datetime on both backends (``KSTDateTime``).
+Times: every timestamp is stored and returned as an aware KST datetime on both backends
+(``KSTDateTime``).
 
 Files: a SQLite journal and its ``-wal``/``-shm`` companions are created readable by the owner
 only (0600): they hold the account's trading history.
@@ -77,6 +78,7 @@ class KSTDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return _aware(value)
+
 
 metadata = MetaData()
 
