@@ -291,6 +291,7 @@ def cmd_session(args: argparse.Namespace) -> int:
     """paper / live: the same strategy on KIS until the feeds end (--until) or Ctrl-C."""
 
     from analysis.report import write_report
+    from configs.database import safe_url
     from configs.errors import InputError
     from configs.schema import load_config
     from engine.backtest import default_out_dir
@@ -317,7 +318,7 @@ def cmd_session(args: argparse.Namespace) -> int:
             secrets = [getattr(creds, "app_key", ""), getattr(creds, "app_secret", ""), getattr(creds, "cano", "")]
             server, _source, router = attach_monitor(session, cfg, secrets=[x for x in secrets if x])
             print(f"monitor: {server.url}", file=sys.stderr)
-        print(f"{args.command}: {len(session.codes)} code(s), journal {cfg.broker.kis.journal_url}; "
+        print(f"{args.command}: {len(session.codes)} code(s), journal {safe_url(cfg.broker.kis.journal_url)}; "
               "Ctrl-C stops and writes the report", file=sys.stderr)
         try:
             run_until_signal(session)
@@ -339,20 +340,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from brokers.kis.journal import Journal
     from engine.monitoring import JournalSource
 
-    from configs.database import check_db_url
     from configs.errors import InputError
 
     if not args.host.strip():
         raise InputError("--host '': an empty host binds every network interface; use 127.0.0.1 "
                          "(or 0.0.0.0 on purpose)")
-    try:
-        check_db_url(args.journal)
-    except ValueError as exc:
-        raise InputError(f"--journal: {exc}") from None
+    journal = Journal(args.journal, what="--journal")    # any unusable URL: one InputError naming --journal
     if args.host in ("0.0.0.0", "::"):
         print(f"warning: --host {args.host} binds every network interface: anyone who can reach this machine "
               "sees the dashboard", file=sys.stderr)
-    server = MonitorServer(JournalSource(Journal(args.journal)), host=args.host, port=args.port,
+    server = MonitorServer(JournalSource(journal), host=args.host, port=args.port,
                            poll_ms=args.poll_ms, title="krx-trader monitor (journal)").start()
     print(f"monitor: {server.url}", flush=True)
     stop = threading.Event()
@@ -705,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=cmd_session)
 
     mon = sub.add_parser("monitor", help="serve the dashboard of a journal database (read-only)")
-    mon.add_argument("--journal", required=True, help="SQLAlchemy URL, e.g. sqlite:///data/journal.sqlite")
+    mon.add_argument("--journal", required=True, help="the journal's URL, e.g. sqlite:///data/journal.sqlite or "
+                     "postgresql+psycopg://user@host/db")
     mon.add_argument("--host", default="127.0.0.1")
     mon.add_argument("--port", type=_int_in(0, 65535), default=0)
     mon.add_argument("--poll-ms", type=_int_in(100, 60_000), default=2000)

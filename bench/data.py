@@ -2,6 +2,7 @@
 """Market data at market scale, measured: import speed, whole-panel load time, download throughput.
 
     .venv/bin/python bench/data.py [--codes 300] [--years 5] [--download-codes 60] [--rate 18] [--no-postgres]
+                                   [--journal-writes 3000] [--only import|journal|download]
 
 Prints, each with a baseline measured in the same run:
 
@@ -15,6 +16,10 @@ Prints, each with a baseline measured in the same run:
    18/s by default, enforced by the emulator on the wall clock) serving ``--download-codes`` codes × 2
    years; ``Downloader`` with 4 codes in flight against 1 (the baseline). Goal: ≥ 95 % of the limit with
    zero ``EGW00201``.
+4. **journal** (writes/s): the trading journal's fill bookings (``Journal.record``: notice + fill + event
+   + intent update in one transaction, as the ws thread writes them) from 3 threads at once, and the same
+   bookings repeated (refused by their unique keys), against one-row ``Journal.log`` events (the
+   baseline), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, datetime, time as dtime
 from pathlib import Path
@@ -39,6 +45,7 @@ from brokers.kis.client import KISClient  # noqa: E402
 from brokers.kis.credentials import Credentials  # noqa: E402
 from brokers.kis.emulator.clock import SteppedClock  # noqa: E402
 from brokers.kis.emulator.server import Emulator  # noqa: E402
+from brokers.kis.journal import FillRow, Journal, JournalScope, NoticeRow  # noqa: E402
 from brokers.kis.protocol import Env  # noqa: E402
 from configs.emulator_schema import EmulatorConfig  # noqa: E402
 from configs.schema import DemoDataConfig  # noqa: E402
@@ -125,6 +132,42 @@ def bench_download(codes: int, rate: float) -> None:
         tokens.cleanup()
 
 
+def bench_journal(label: str, url: str, writes: int, threads: int = 3) -> dict[str, float]:
+    """Writes per second into a journal: bookings, repeated bookings (refused), and plain events."""
+    journal = Journal(url, scope=JournalScope.of("paper", "50000001", "01", "bench-key"))
+    day, ts = date(2025, 3, 5), datetime(2025, 3, 5, 9, 30, tzinfo=KST)
+    intents = [journal.new_intent(kind="new", code="990001", side="buy", qty=writes, price=10_000, ord_dvsn="00",
+                                  bt_ref=t, session_day=day, state="ACCEPTED") for t in range(threads)]
+
+    def timed(work) -> float:
+        per = writes // threads
+        workers = [threading.Thread(target=work, args=(t, per)) for t in range(threads)]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return per * threads / (time.perf_counter() - t0)
+
+    def book(t: int, n: int) -> None:
+        for k in range(n):
+            key = f"{t}-{k}"
+            journal.record(intents[t].id, {"state": "PARTIAL", "filled_qty": k + 1},
+                           notice=NoticeRow(key, str(t), ts, 1, 10_000.0),
+                           fill=FillRow(key, str(t), ts, "990001", "buy", 1, 10_000.0, 1, 0, "notice"),
+                           event=("notice", key))
+
+    def log(t: int, n: int) -> None:
+        for k in range(n):
+            journal.log("bench", f"{t}-{k}")
+
+    out = {"log": timed(log), "record": timed(book), "duplicate": timed(book)}
+    journal.close()
+    print(f"  {label:<11} events {out['log']:>8,.0f}/s   bookings {out['record']:>8,.0f}/s "
+          f"(x{out['record'] / out['log']:.2f} of events)   repeated bookings refused {out['duplicate']:>8,.0f}/s")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codes", type=int, default=300)
@@ -132,27 +175,44 @@ def main() -> int:
     ap.add_argument("--download-codes", type=int, default=60)
     ap.add_argument("--rate", type=float, default=18.0)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--journal-writes", type=int, default=3000)
+    ap.add_argument("--only", choices=["import", "journal", "download"])
     args = ap.parse_args()
 
     end = date(2025, 12, 30)
-    demo = generate_demo_market(DemoDataConfig(codes=args.codes, start=date(end.year - args.years + 1, 1, 2), end=end))
-    rows = sum(len(f) for f in demo.bars.values())
-    print(f"import and panel load: {args.codes} codes x {args.years} years = {rows:,} daily bars")
-    with tempfile.TemporaryDirectory() as d:
-        folder = Path(d) / "csv"
-        write_csv_folder(demo.bars, folder)
-        bench_store("SQLite", f"sqlite:///{d}/bench.sqlite", folder, demo.bars, rows)
-        if not args.no_postgres:
-            from pg_server import PgServer, PgUnavailable
+    server = None
+    if not args.no_postgres:
+        from pg_server import PgServer, PgUnavailable
 
-            try:
-                with PgServer() as server:
-                    # durability off (fsync=off) as in the tests: a production server writes slower
+        try:
+            server = PgServer().start()     # durability off (fsync=off) as in the tests: a production server writes slower
+        except PgUnavailable as exc:
+            print(f"PostgreSQL: skipped ({exc})")
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            if args.only in (None, "import"):
+                demo = generate_demo_market(DemoDataConfig(codes=args.codes, start=date(end.year - args.years + 1, 1, 2),
+                                                           end=end))
+                rows = sum(len(f) for f in demo.bars.values())
+                print(f"import and panel load: {args.codes} codes x {args.years} years = {rows:,} daily bars")
+                folder = Path(d) / "csv"
+                write_csv_folder(demo.bars, folder)
+                bench_store("SQLite", f"sqlite:///{d}/bench.sqlite", folder, demo.bars, rows)
+                if server is not None:
                     bench_store("PostgreSQL", server.create_database("bench"), folder, demo.bars, rows)
-            except PgUnavailable as exc:
-                print(f"  PostgreSQL: skipped ({exc})")
-    print(f"download: {args.download_codes} codes x 2 years from the emulator at {args.rate:g} requests/s")
-    bench_download(args.download_codes, args.rate)
+            if args.only in (None, "journal"):
+                print(f"journal: {args.journal_writes:,} writes of each kind from 3 threads")
+                sqlite = bench_journal("SQLite", f"sqlite:///{d}/journal.sqlite", args.journal_writes)
+                if server is not None:
+                    pg = bench_journal("PostgreSQL", server.create_database("journal"), args.journal_writes)
+                    print(f"  PostgreSQL / SQLite: bookings x{pg['record'] / sqlite['record']:.2f}, "
+                          f"events x{pg['log'] / sqlite['log']:.2f}")
+    finally:
+        if server is not None:
+            server.stop()
+    if args.only in (None, "download"):
+        print(f"download: {args.download_codes} codes x 2 years from the emulator at {args.rate:g} requests/s")
+        bench_download(args.download_codes, args.rate)
     return 0
 
 

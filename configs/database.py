@@ -9,8 +9,9 @@ traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -47,8 +48,12 @@ def sqlite_file_missing(url: str) -> bool:
     return not db or db == ":memory:" or not Path(db).expanduser().is_file()
 
 
-def open_engine(url: str, what: str = "database") -> Engine:
-    """An engine for ``url`` whose connection works (SQLite: the folder is created first)."""
+def open_engine(url: str, what: str = "database", sqlite_pragmas: Sequence[str] = ()) -> Engine:
+    """An engine for ``url`` whose connection works (SQLite: the folder is created first).
+
+    ``sqlite_pragmas`` (e.g. ``"journal_mode=WAL"``) run on every new SQLite connection, the probe's
+    included — which is also what unmasks a file that is not a database: SQLite opens anything and
+    complains only when it first reads the file."""
     try:
         check_db_url(url)
     except ValueError as exc:
@@ -62,6 +67,14 @@ def open_engine(url: str, what: str = "database") -> Engine:
             raise InputError(f"{what} {safe_url(url)!r}: cannot create its folder ({exc.strerror})") from None
     try:
         engine = create_engine(url)
+        if sqlite_pragmas and engine.dialect.name == "sqlite":
+            def _pragmas(dbapi_conn, _record) -> None:
+                cur = dbapi_conn.cursor()
+                for pragma in sqlite_pragmas:
+                    cur.execute(f"PRAGMA {pragma}")
+                cur.close()
+
+            event.listen(engine, "connect", _pragmas)
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except ModuleNotFoundError as exc:

@@ -3,7 +3,7 @@
 Why a cache: CSV folders are validated on every load and downloads from KIS are slow and
 rate-limited; the cache keeps bars that already passed validation in one database (SQLite by
 default, PostgreSQL with ``postgresql+psycopg://…``). The schema (``feeds/tables.py``) is created and
-upgraded by Alembic migrations (``feeds/migrate.py``) when the cache opens — an old cache upgrades in
+upgraded by Alembic migrations (``migrations/migrate.py``) when the cache opens — an old cache upgrades in
 place.
 
 Each code has up to two *series* per timeframe: back-adjusted prices (수정주가, ``adjusted=True``) and
@@ -32,11 +32,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from configs.database import open_engine
 from configs.errors import InputError
-from feeds import migrate
 from feeds.csv_folder import CSVFolder, ProgressFn, read_csv_folder
 from feeds.quality import Finding, HaltIntervals, QualityReport
 from feeds.tables import bar_coverage, bars
 from feeds.timeframes import bar_index, check_timeframe, is_plain_date
+from migrations import migrate
 
 DEFAULT_CACHE_URL = "sqlite:///data/cache/bars.sqlite"
 OHLCV = ["open", "high", "low", "close", "volume"]

@@ -44,9 +44,9 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from configs.database import open_engine
-from feeds import migrate
 from feeds.columns import FUNDAMENTAL_FIELDS
 from feeds.tables import fundamentals as table
+from migrations import migrate
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from brokers.kis.master import MASTER_BASE_URL, MASTER_FILES, MasterFormatError, MasterRecord, parse_download
 from configs.database import open_engine, safe_url, sqlite_file_missing
 from configs.errors import InputError
-from feeds import migrate
+from migrations import migrate
 from feeds.tables import stock_flags, stocks
 from market.calendar import KST
 from market.ticks import Market

@@ -2,8 +2,8 @@
 shape, which the Alembic migrations in ``migrations/data`` build step by step.
 
 Never ``create_all`` these: a database is created and upgraded only by the migrations
-(``feeds.migrate.upgrade``), so an existing cache upgrades in place and SQLite and PostgreSQL get the
-same schema. ``tests/marketdata/test_migrations.py`` checks that the migrated schema equals these
+(``migrations.migrate.upgrade``), so an existing cache upgrades in place and SQLite and PostgreSQL get the
+same schema. ``tests/test_db_migrations.py`` checks that the migrated schema equals these
 definitions on both.
 
 Portability rules (the reason ``function max(boolean) does not exist`` was possible): no aggregate on

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from configs.errors import InputError
-from feeds import migrate
+from migrations import migrate
 from feeds.cache import BarCache
 from feeds.tables import metadata
 

@@ -5,7 +5,12 @@ before reading the reply, between a fill notice and its bookkeeping. On restart 
 KIS what happened and uses the journal to know which orders are *ours*, what each one had booked,
 and which POSTs never got an answer (DESIGN "Live order flow"; ``brokers/kis/reconcile.py``).
 
-Tables (SQLAlchemy 2.x core, portable SQL only: SQLite by default, PostgreSQL later):
+Tables (SQLAlchemy 2.x core, portable SQL only: SQLite by default, or PostgreSQL with
+``broker.kis.journal_url: postgresql+psycopg://…``). They are declared here and created and upgraded
+only by the Alembic migrations of ``migrations/journal`` (version table ``krx_journal_version``, so a
+journal can share a database with the market data); ``tests/kis/test_journal.py`` checks that the two
+agree on both backends. A journal from before migrations is stamped and used; one from before scopes
+(no env/account columns) is refused with ``JournalSchemaError``.
 
 * ``intents`` — one row per order the strategy asked for (and one per revision: a revise is a new
   order at KIS). ``state`` uses the lifecycle's vocabulary (``brokers/kis/lifecycle.OrderState``)
@@ -20,8 +25,11 @@ Tables (SQLAlchemy 2.x core, portable SQL only: SQLite by default, PostgreSQL la
   that never contains secrets.
 
 Identity: every row carries the environment (paper/real), the account and the app key it belongs
-to (``JournalScope``), as non-reversible ids. Paper and live may share a file (the default
+to (``JournalScope``), as non-reversible ids. Paper and live may share a journal (the default
 ``journal_url``) without ever seeing each other's orders: every query of a bound journal is scoped.
+
+Times: every timestamp is stored and returned as an aware KST datetime on both backends
+(``KSTDateTime``).
 
 Files: a SQLite journal and its ``-wal``/``-shm`` companions are created readable by the owner
 only (0600): they hold the account's trading history.
@@ -39,12 +47,38 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, func, insert, inspect, select, update)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, TypeDecorator,
+                        UniqueConstraint, func, insert, inspect, select, update)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 
+from configs.database import check_db_url, open_engine, safe_url
+from configs.errors import InputError
 from market.calendar import KST
+from migrations import migrate
+
+JOURNAL_KEY = "broker.kis.journal_url"
+"""The setting named in every message about a journal URL (``run.py monitor`` names ``--journal``)."""
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL")
+"""durable enough to survive kill -9 (WAL), fast enough for ticks"""
+
+
+class KSTDateTime(TypeDecorator):
+    """A timezone-aware timestamp, KST-aware in and out on every backend.
+
+    PostgreSQL keeps the instant (``timestamptz``) and returns it in the session's zone; SQLite keeps
+    text without an offset. Converting to KST before writing and after reading makes both store the
+    KST wall time and both return the same aware value; a naive value is taken as KST wall time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return _aware(value)
+
+    def process_result_value(self, value, dialect):
+        return _aware(value)
+
 
 metadata = MetaData()
 
@@ -62,8 +96,8 @@ intents = Table(
     Column("id", String(36), primary_key=True),
     *_scope_columns(),
     Column("session_day", String(10), nullable=False, index=True),   # the KST session the order works in
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", KSTDateTime(), nullable=False),
+    Column("updated_at", KSTDateTime(), nullable=False),
     Column("bt_ref", Integer),                                       # backtrader order ref in that process
     Column("kind", String(8), nullable=False),                       # new | revise
     Column("code", String(12), nullable=False),
@@ -76,7 +110,7 @@ intents = Table(
     Column("branch", String(10)),
     Column("replaces", String(36)),                                  # intent id a revision replaces
     Column("orig_odno", String(20)),                                 # revisions: the order number revised
-    Column("sent_at", DateTime(timezone=True)),                      # journaled before the POST leaves
+    Column("sent_at", KSTDateTime()),                      # journaled before the POST leaves
     Column("ord_time", String(6)),                                   # ORD_TMD (HHMMSS KST) from KIS
     Column("filled_qty", Integer, nullable=False, default=0),
     Column("filled_value", Integer, nullable=False, default=0),
@@ -90,7 +124,7 @@ fills = Table(
     Column("fill_key", String(120), nullable=False),
     Column("intent_id", String(36), index=True),
     Column("odno", String(20), index=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", KSTDateTime(), nullable=False),
     Column("code", String(12), nullable=False),
     Column("side", String(4), nullable=False),
     Column("qty", Integer, nullable=False),
@@ -108,7 +142,7 @@ fill_notices = Table(
     Column("notice_key", String(120), nullable=False),
     Column("intent_id", String(36), index=True),
     Column("odno", String(20), index=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", KSTDateTime(), nullable=False),
     Column("qty", Integer, nullable=False),
     Column("price", Float, nullable=False),
     UniqueConstraint("env", "account", "notice_key", name="uq_notice_key"),
@@ -118,7 +152,7 @@ events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     *_scope_columns(nullable=True),
-    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("ts", KSTDateTime(), nullable=False, index=True),
     Column("kind", String(24), nullable=False, index=True),
     Column("intent_id", String(36)),
     Column("odno", String(20)),
@@ -127,8 +161,8 @@ events = Table(
 )
 
 
-class JournalSchemaError(RuntimeError):
-    """The journal file was written by an older version whose rows carry no env/account identity."""
+class JournalSchemaError(InputError):
+    """The journal was written by an older version whose rows carry no env/account identity."""
 
 
 def _digest(*parts: str) -> str:
@@ -211,24 +245,51 @@ class NoticeRow:
 
 
 def _aware(ts: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes even for timezone columns; they were stored as KST."""
+    """``ts`` as aware KST; a naive value is KST wall time (what SQLite returns for a KST value)."""
     if ts is None:
         return None
     return ts.replace(tzinfo=KST) if ts.tzinfo is None else ts.astimezone(KST)
 
 
-def _sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url[len("sqlite:///"):]).expanduser()
-    return None
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None: another backend, or an in-memory database)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" \
+            or u.database.startswith("file:"):
+        return None
+    return Path(u.database).expanduser()
 
 
-def _owner_only(path: Path) -> None:
-    """Create ``path`` if missing, readable and writable by the owner only (0600)."""
+def _create_owner_only(path: Path) -> None:
+    """Create ``path`` (and its folder) when missing, readable and writable by the owner only (0600).
+    An existing file is left alone until it proved to be a journal (``Journal._secure_files``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
-    os.chmod(path, 0o600)
+
+
+_UPSERT_DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
+"""the backends a journal runs on (each has its own INSERT … ON CONFLICT)"""
+
+
+class _AlreadyRecorded(Exception):
+    """A fill or notice with this key is in the journal: the transaction is rolled back, nothing written."""
+
+
+def _insert_once(conn: Connection, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` unless its unique key is already there (then ``_AlreadyRecorded``).
+
+    ``INSERT … ON CONFLICT DO NOTHING`` on both backends rather than catching the unique violation: no
+    error is raised inside the transaction (on PostgreSQL an error aborts it until the rollback), the
+    server logs no error per duplicate notice, and any *other* integrity error (a NOT NULL, a bug) is
+    still raised instead of being taken for a duplicate."""
+    dialect = _UPSERT_DIALECTS[conn.dialect.name]
+    stmt = dialect.insert(table).values(**row).on_conflict_do_nothing().returning(table.c.id)
+    if conn.execute(stmt).first() is None:      # (rowcount is -1 for a RETURNING insert on PostgreSQL)
+        raise _AlreadyRecorded(table.name)
 
 
 class Journal:
@@ -236,45 +297,56 @@ class Journal:
 
     ``scope`` binds it to one environment/account/app key (``bind`` does it later, once the live
     session knows its credentials); an unbound journal reads everything (the dashboard) and refuses
-    to write intents or fills.
+    to write intents or fills. ``what`` names the setting the URL came from in error messages: a URL
+    that cannot be used (not a URL, no driver, no server, a file that is not a database, a journal too
+    old or too new) is one ``InputError`` naming it and the URL without its password.
     """
 
     def __init__(self, url: str = "sqlite:///data/journal.sqlite", now=lambda: datetime.now(KST),
-                 scope: JournalScope | None = None) -> None:
+                 scope: JournalScope | None = None, what: str = JOURNAL_KEY) -> None:
         self.url = url
-        self._file = _sqlite_path(url)
+        self.what = what
+        try:
+            check_db_url(url)
+            self._file = _sqlite_file(url)
+        except ValueError as exc:
+            raise InputError(f"{what}: {exc}") from None
         if self._file is not None:
-            _owner_only(self._file)
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn, _record):  # durable enough to survive kill -9, fast enough for ticks
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
-        self._check_schema()
-        metadata.create_all(self.engine)
-        self._secure_companions()
+            try:
+                _create_owner_only(self._file)
+            except OSError as exc:
+                raise InputError(f"{what} {safe_url(url)!r}: cannot create the journal file "
+                                 f"({exc.strerror})") from None
+        self.engine: Engine = open_engine(url, what, sqlite_pragmas=SQLITE_PRAGMAS)
+        try:
+            if self.engine.dialect.name not in _UPSERT_DIALECTS:
+                raise InputError(f"{what} {safe_url(url)!r}: the journal runs on SQLite or PostgreSQL, "
+                                 f"not {self.engine.dialect.name}")
+            self._check_schema()
+            migrate.upgrade(self.engine, "journal", what=what)
+            self._secure_files()
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._now = now
         self._lock = threading.Lock()
         self.scope = scope
 
     def _check_schema(self) -> None:
-        tables = inspect(self.engine).get_table_names()
-        if "intents" in tables:
-            cols = {c["name"] for c in inspect(self.engine).get_columns("intents")}
+        """Refuse a journal from before scopes: its rows cannot be told apart by environment/account."""
+        insp = inspect(self.engine)
+        if insp.has_table("intents"):
+            cols = {c["name"] for c in insp.get_columns("intents")}
             if "env" not in cols or "kind" not in cols:
                 raise JournalSchemaError(
-                    f"journal {self.url}: written by an older krx-trader (its rows carry no environment or account, "
-                    "so paper and live orders could be mistaken for each other); move the file aside or set "
-                    "broker.kis.journal_url to a new file")
+                    f"{self.what} {safe_url(self.url)!r}: written by an older krx-trader (its rows carry no "
+                    "environment or account, so paper and live orders could be mistaken for each other); move "
+                    f"the file aside or set {self.what} to a new file")
 
-    def _secure_companions(self) -> None:
+    def _secure_files(self) -> None:
+        """The SQLite file and its WAL companions, 0600 (they exist once a connection has used WAL)."""
         if self._file is None:
             return
-        with self.engine.connect() as conn:   # WAL mode creates -wal/-shm on first use
-            conn.exec_driver_sql("SELECT 1")
         for suffix in ("", "-wal", "-shm"):
             p = Path(f"{self._file}{suffix}")
             if p.exists():
@@ -324,16 +396,16 @@ class Journal:
                                                        odno=notice.odno if notice else None, message=event[1],
                                                        payload="{}"))
                 if notice is not None:
-                    conn.execute(insert(fill_notices).values(
+                    _insert_once(conn, fill_notices, dict(
                         **scope.row(), notice_key=notice.key, intent_id=intent_id, odno=notice.odno, ts=notice.ts,
                         qty=int(notice.qty), price=float(notice.price)))
                 if fill is not None:
-                    conn.execute(insert(fills).values(
+                    _insert_once(conn, fills, dict(
                         **scope.row(), fill_key=fill.key, intent_id=intent_id, odno=fill.odno, ts=fill.ts,
                         code=fill.code, side=fill.side, qty=int(fill.qty), price=float(fill.price),
                         commission=int(fill.commission), tax=int(fill.tax), source=fill.source))
                 conn.execute(update(intents).where(intents.c.id == intent_id).values(**changes))
-        except IntegrityError:
+        except _AlreadyRecorded:
             return False
         return True
 
@@ -361,10 +433,7 @@ class Journal:
 
     @staticmethod
     def _intent(row) -> Intent:
-        d = dict(row)
-        for k in ("created_at", "updated_at", "sent_at"):
-            d[k] = _aware(d[k])
-        return Intent(**d)
+        return Intent(**row)
 
     def claimed_odnos(self, day: date) -> dict[int, str]:
         """Order numbers (as numbers) that an intent working on ``day`` already claims → intent id."""
@@ -398,7 +467,7 @@ class Journal:
             q = q.where(fills.c.intent_id == intent_id)
         with self.engine.connect() as conn:
             rows = conn.execute(self._where(fills, q).order_by(fills.c.id)).mappings().all()
-        return [dict(r, ts=_aware(r["ts"])) for r in rows]
+        return [dict(r) for r in rows]
 
     def all_fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
         q = select(fills)
@@ -406,7 +475,7 @@ class Journal:
             q = q.where(fills.c.ts >= since)
         with self.engine.connect() as conn:
             rows = conn.execute(self._where(fills, q).order_by(fills.c.id)).mappings().all()
-        return [dict(r, ts=_aware(r["ts"])) for r in rows]
+        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ events
     def log(self, kind: str, message: str = "", *, intent_id: str | None = None, odno: str | None = None,
@@ -426,7 +495,7 @@ class Journal:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-        return [dict(r, ts=_aware(r["ts"]), payload=json.loads(r["payload"] or "{}")) for r in reversed(rows)]
+        return [dict(r, payload=json.loads(r["payload"] or "{}")) for r in reversed(rows)]
 
     def event_count(self) -> int:
         with self.engine.connect() as conn:

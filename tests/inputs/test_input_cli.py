@@ -184,3 +184,31 @@ def test_monitor_on_every_interface_is_warned_about(tmp_path, capsys, monkeypatc
     code, _out, err = call(capsys, "paper", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o"))
     assert "warning: monitor.host 0.0.0.0 binds every network interface" in err
     assert code == 2 and "KIS: missing KIS_APP_KEY" in one_error_line(err)
+
+
+def _unusable_journals(tmp_path: Path) -> list[tuple[str, str]]:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a journal\n")
+    return [(f"sqlite:///{notes}", "cannot open it (file is not a database)"),
+            ("postgresql+psycopg://trader:s3cret-pw@127.0.0.1:1/krx", "cannot open it (connection failed"),
+            (f"sqlite:///{notes}/j.sqlite", "cannot create the journal file")]
+
+
+def test_an_unusable_journal_is_one_line_naming_the_setting(tmp_path, capsys, monkeypatch):
+    for url, says in _unusable_journals(tmp_path):
+        code, _out, err = call(capsys, "monitor", "--journal", url)
+        line = one_error_line(err)
+        assert code == 2 and line.startswith("error: --journal '") and says in line, line
+        assert "s3cret-pw" not in err
+    monkeypatch.setenv("KIS_APP_KEY", "k" * 36)
+    monkeypatch.setenv("KIS_APP_SECRET", "s" * 180)
+    monkeypatch.setenv("KIS_ACCOUNT", "12345678-01")
+    for url, says in _unusable_journals(tmp_path):
+        (tmp_path / "c.yaml").write_text(json.dumps({
+            "name": "cli", "broker": {"mode": "paper", "kis": {"env_file": None, "journal_url": url,
+                                                               "token_cache": str(tmp_path / "token.json")}},
+            "data": {"universe": ["005930"]}, "strategy": {"name": "buy_and_hold"}}))
+        code, _out, err = call(capsys, "paper", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o"))
+        line = one_error_line(err)
+        assert code == 2 and line.startswith("error: broker.kis.journal_url '") and says in line, line
+        assert "s3cret-pw" not in err and "k" * 36 not in err

@@ -4,15 +4,13 @@ backtrader status move together, and fills are booked once whatever the order of
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import stat
 from datetime import date, datetime, timedelta
 
 import backtrader as bt
 import pytest
 
-from brokers.kis.journal import Journal, JournalSchemaError, JournalScope
+from brokers.kis.journal import Journal, JournalScope
 from brokers.kis.lifecycle import (FINAL_STATES, OPEN_STATES, TRANSITIONS, InvalidTransition, Lifecycle, LiveOrder,
                                    OrderState as S, bt_status)
 from brokers.kis.orders import Ledger, OrderBook
@@ -169,34 +167,3 @@ def test_a_rebuilt_order_starts_from_its_journaled_total(journal, tmp_path):
     assert lo2.booked_qty == 30 and journal.totals(intent.id)[0] == 30
 
 
-# ---------------------------------------------------------------- the journal
-def test_journal_files_are_owner_only(tmp_path):
-    j = Journal(f"sqlite:///{tmp_path / 'j.sqlite'}", scope=SCOPE)
-    j.log("x", "y")
-    for suffix in ("", "-wal", "-shm"):
-        path = tmp_path / f"j.sqlite{suffix}"
-        assert path.exists(), suffix
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, f"{path.name} is not 0600"
-
-
-def test_scopes_never_see_each_other(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    paper = Journal(url, scope=JournalScope.of("paper", "50000001", "01", "k"))
-    real = Journal(url, scope=JournalScope.of("real", "50000001", "01", "k"))
-    i = paper.new_intent(kind="new", code="005930", side="buy", qty=1, price=0, ord_dvsn="01", bt_ref=1,
-                         session_day=DAY, state="SENDING")
-    assert [x.id for x in paper.open_intents()] == [i.id]
-    assert real.open_intents() == [] and real.intents_for_day(DAY) == []
-    assert "50000001" not in (SCOPE.account + SCOPE.app_key), "ids do not reveal the account"
-
-
-def test_an_old_journal_is_refused_with_a_clear_error(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.sqlite"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE intents (id TEXT PRIMARY KEY, session_day TEXT, state TEXT)")
-    con.commit()
-    con.close()
-    with pytest.raises(JournalSchemaError, match="older krx-trader"):
-        Journal(f"sqlite:///{path}")

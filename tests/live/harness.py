@@ -123,6 +123,7 @@ class Trader:
         if self.thread.is_alive():
             self.session.stop()
             self.thread.join(WAIT)
+        self.journal.close()          # its pooled connections (a PostgreSQL server counts them); reads still work
         if self in RUNNING:
             RUNNING.remove(self)
 

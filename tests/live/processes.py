@@ -17,10 +17,11 @@ HERE = Path(__file__).resolve().parent
 WAIT = 60.0
 
 
-def trader_spec(emu, tmp_path: Path, strategy: dict[str, Any], codes: list[str], until, **kis: Any) -> Path:
+def trader_spec(emu, tmp_path: Path, strategy: dict[str, Any], codes: list[str], until, journal_url: str | None = None,
+                **kis: Any) -> Path:
     creds = emu.credentials("paper")
     spec = {"rest_url": creds.rest_url, "ws_url": creds.ws_url, "admin_url": emu.admin_url,
-            "credentials": creds.as_dict(), "journal_url": f"sqlite:///{tmp_path / 'journal.sqlite'}",
+            "credentials": creds.as_dict(), "journal_url": journal_url or f"sqlite:///{tmp_path / 'journal.sqlite'}",
             "token_cache": str(tmp_path / "token.json"), "until": until.isoformat(),
             "client": {"order_timeout": 10.0},
             "config": {"name": "crash", "broker": {"mode": "paper", "kis": {"bar": "1min", "order_window": "extended",

@@ -146,9 +146,10 @@ def test_notice_before_reply(emu_factory, tmp_path):
     assert books(s) == (7, 7, 7)
 
 
-def test_duplicate_and_out_of_order_notices(emu_factory, tmp_path):
+@pytest.mark.parametrize("journal_url", ["sqlite", "postgresql"], indirect=True)
+def test_duplicate_and_out_of_order_notices(emu_factory, tmp_path, journal_url):
     emu = emu_factory(matching={"participation": 0.002})
-    s = start_scripted(emu, tmp_path, [CODE], DAY)
+    s = start_scripted(emu, tmp_path, [CODE], DAY, journal_url=journal_url)
     emu.faults.duplicate_notices(count=5)
     emu.faults.reorder_notices(count=5)
     order = s.do(lambda st: st.buy(data=CODE, size=2_000))

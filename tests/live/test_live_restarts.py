@@ -8,6 +8,7 @@ tax), the same position everywhere, and no order of ours taken for another app's
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date, timedelta
 
@@ -32,7 +33,7 @@ def demo():
 
 
 @pytest.fixture
-def run(demo, tmp_path):
+def run(demo, tmp_path, journal_url):
     """(emulator, start(strategy, until) -> TraderProc); everything is stopped afterwards."""
     emu = make_emulator(demo.bars, demo.markets, at(DAY, 8, 50), matching={"participation": 0.002})
     procs: list[TraderProc] = []
@@ -40,7 +41,7 @@ def run(demo, tmp_path):
 
     def start(strategy=None, until=None) -> TraderProc:
         if strategy is not None:
-            spec["path"] = trader_spec(emu, tmp_path, strategy, [CODE], until or at(DAY, 15, 40))
+            spec["path"] = trader_spec(emu, tmp_path, strategy, [CODE], until or at(DAY, 15, 40), journal_url)
         p = TraderProc(spec["path"])
         procs.append(p)
         p.read(lambda s: "loops" in s, "the trader's first turn")
@@ -64,7 +65,8 @@ def kis_account(emu) -> dict:
 
 
 def journal_of(tmp_path) -> Journal:
-    return Journal(f"sqlite:///{tmp_path / 'journal.sqlite'}")
+    """The journal the trader of this test wrote (the URL its spec names: SQLite or PostgreSQL)."""
+    return Journal(json.loads((tmp_path / "spec.json").read_text())["journal_url"])
 
 
 def check_books(emu, tmp_path, status: dict | None = None, days=(DAY,)) -> Journal:
@@ -94,6 +96,7 @@ def wait_for_orders(emu, proc: TraderProc, n: int) -> None:
 
 
 # ---------------------------------------------------------------- 4. kill -9 between the POST and its answer
+@pytest.mark.parametrize("journal_url", ["sqlite", "postgresql"], indirect=True)
 def test_kill9_before_the_order_number_is_journaled(run, tmp_path):
     emu, start = run
     emu.advance_to(at(DAY, 9, 1))

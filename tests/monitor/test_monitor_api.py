@@ -5,7 +5,7 @@ from __future__ import annotations
 import selectors
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import requests
@@ -81,12 +81,22 @@ def test_token_controls_and_journal_replay(tmp_path):
         emu.stop()
 
 
-def test_run_py_monitor_serves_a_journal(tmp_path):
-    journal = Journal(f"sqlite:///{tmp_path / 'j.sqlite'}")
-    journal.log("snapshot", "dashboard state", payload={"name": "old-run", "mode": "paper",
-                                                        "clock": "2025-03-05T10:00:00+09:00",
-                                                        "account": {"equity": 123, "cash": 100}, "positions": []})
-    p = subprocess.Popen([sys.executable, "run.py", "monitor", "--journal", journal.url], cwd=ROOT,
+def test_run_py_monitor_serves_a_journal(db_url):
+    """``run.py monitor --journal URL`` on a SQLite file and on a PostgreSQL database a trader wrote."""
+    from brokers.kis.journal import FillRow, JournalScope
+    from market.calendar import KST
+
+    trader = Journal(db_url, scope=JournalScope.of("paper", "50000001", "01", "app-key"))
+    intent = trader.new_intent(kind="new", code="990001", side="buy", qty=10, price=10_000, ord_dvsn="00", bt_ref=4,
+                               session_day=DAY, state="QUEUED")
+    fill_at = datetime(2025, 3, 5, 9, 59, 30, tzinfo=KST)
+    trader.record(intent.id, {"state": "PARTIAL", "odno": "0000000042", "filled_qty": 3},
+                  fill=FillRow("f1", "0000000042", fill_at, "990001", "buy", 3, 10_000.0, 4, 0, "notice"))
+    trader.log("snapshot", "dashboard state", payload={"name": "old-run", "mode": "paper",
+                                                       "clock": "2025-03-05T10:00:00+09:00",
+                                                       "account": {"equity": 123, "cash": 100}, "positions": []})
+    trader.close()
+    p = subprocess.Popen([sys.executable, "run.py", "monitor", "--journal", db_url], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         sel = selectors.DefaultSelector()
@@ -96,7 +106,9 @@ def test_run_py_monitor_serves_a_journal(tmp_path):
         assert line.startswith("monitor: http://127.0.0.1:")
         url = line.split(" ", 1)[1].strip()
         st = requests.get(url.replace("/?token=", "/api/state?token="), timeout=5).json()
-        assert st["name"] == "old-run" and st["account"]["equity"] == 123
+        assert st["name"] == "old-run" and st["account"]["equity"] == 123 and st["read_only"]
+        assert [(o["odno"], o["filled"], o["state"]) for o in st["orders"]] == [("0000000042", 3, "PARTIAL")]
+        assert [(f["time"], f["qty"], f["odno"]) for f in st["fills"]] == [("09:59:30", 3, "0000000042")]
     finally:
         p.terminate()
         assert p.wait(30) == 0

@@ -1,6 +1,6 @@
 """The bar cache as the project first created it (one ``bars`` table).
 
-A cache made before migrations existed has exactly this table and no version table: ``feeds.migrate``
+A cache made before migrations existed has exactly this table and no version table: ``migrations.migrate``
 stamps it with this revision and upgrades it from here, in place.
 
 Revision ID: 0001
