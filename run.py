@@ -345,6 +345,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.host.strip():
         raise InputError("--host '': an empty host binds every network interface; use 127.0.0.1 "
                          "(or 0.0.0.0 on purpose)")
+    from configs.database import safe_url, sqlite_file_missing
+
+    if sqlite_file_missing(args.journal):   # read-only: never create an empty journal where none was written
+        raise InputError(f"--journal {safe_url(args.journal)!r}: no such journal file (a paper or live run "
+                         "creates it at broker.kis.journal_url)")
     journal = Journal(args.journal, what="--journal")    # any unusable URL: one InputError naming --journal
     if args.host in ("0.0.0.0", "::"):
         print(f"warning: --host {args.host} binds every network interface: anyone who can reach this machine "

@@ -40,8 +40,12 @@ def check_db_url(url: str) -> str:
 
 def sqlite_file_missing(url: str) -> bool:
     """True when ``url`` names an SQLite file that does not exist (or an in-memory database): a reader
-    then has nothing to read, and opening it would create an empty database as a side effect."""
-    u = make_url(url)
+    then has nothing to read, and opening it would create an empty database as a side effect. Not a
+    URL at all: False (opening it gives the error that names the problem)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return False
     if u.get_backend_name() != "sqlite":
         return False
     db = u.database or ""

@@ -195,11 +195,13 @@ def _unusable_journals(tmp_path: Path) -> list[tuple[str, str]]:
 
 
 def test_an_unusable_journal_is_one_line_naming_the_setting(tmp_path, capsys, monkeypatch):
-    for url, says in _unusable_journals(tmp_path):
+    missing = (f"sqlite:///{tmp_path / 'never-written.sqlite'}", "no such journal file")
+    for url, says in _unusable_journals(tmp_path)[:2] + [missing]:
         code, _out, err = call(capsys, "monitor", "--journal", url)
         line = one_error_line(err)
         assert code == 2 and line.startswith("error: --journal '") and says in line, line
         assert "s3cret-pw" not in err
+    assert not (tmp_path / "never-written.sqlite").exists()    # the read-only monitor created nothing
     monkeypatch.setenv("KIS_APP_KEY", "k" * 36)
     monkeypatch.setenv("KIS_APP_SECRET", "s" * 180)
     monkeypatch.setenv("KIS_ACCOUNT", "12345678-01")
