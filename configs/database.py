@@ -82,6 +82,10 @@ def open_engine(url: str, what: str = "database", sqlite_pragmas: Sequence[str] 
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except ModuleNotFoundError as exc:
+        if u.get_backend_name() == "postgresql" and u.get_driver_name() != "psycopg":
+            raise InputError(f"{what} {safe_url(url)!r}: the driver {exc.name!r} is not installed; write the URL "
+                             "as postgresql+psycopg://… for the driver this project installs "
+                             "(pip install -e '.[postgres]')") from None
         raise InputError(f"{what} {safe_url(url)!r}: the driver {exc.name!r} is not installed "
                          "(PostgreSQL: pip install 'psycopg[binary]')") from None
     except SQLAlchemyError as exc:

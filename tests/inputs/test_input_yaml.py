@@ -190,3 +190,15 @@ def test_emulator_config_goes_through_the_same_loader(tmp_path):
     path = write(tmp_path, "env: paper\nenv: real\n", "emu.yaml")
     with pytest.raises(InputError, match="'env' appears twice"):
         load_emulator_config(path)
+
+
+def test_a_postgresql_url_for_a_driver_not_installed_names_the_url_to_write():
+    """``postgresql://`` means psycopg2 to SQLAlchemy; the project installs psycopg (3)."""
+    from configs.database import open_engine
+    from configs.errors import InputError
+
+    with pytest.raises(InputError) as ei:
+        open_engine("postgresql+pg8000://bob:s3cret@127.0.0.1:1/krx", "data.cache_url")
+    msg = str(ei.value)
+    assert "data.cache_url" in msg and "'pg8000' is not installed" in msg and "postgresql+psycopg://" in msg
+    assert "s3cret" not in msg
