@@ -8,37 +8,15 @@ fills in the journal — nothing lost, nothing doubled.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import backtrader as bt
 import pytest
 
-from configs.schema import DemoDataConfig
-from feeds.demo import generate_demo_market
-from harness import at, make_emulator, start_scripted
+from harness import at, start_scripted
 
 DAY = date(2025, 3, 5)
-DEMO = DemoDataConfig(codes=3, start=date(2024, 9, 2), end=DAY, seed=11)
 CODE = "990001"
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return generate_demo_market(DEMO)
-
-
-@pytest.fixture
-def emu_factory(demo):
-    made = []
-
-    def make(**overrides):
-        emu = make_emulator(demo.bars, demo.markets, at(DAY, 8, 50), **overrides)
-        made.append(emu)
-        return emu
-
-    yield make
-    for emu in made:
-        emu.stop()
 
 
 def books(s, code=CODE):

@@ -19,34 +19,12 @@ import pytest
 
 from brokers.kis.client import RetryPolicy
 from brokers.kis.store import ReadRetry
-from configs.schema import DemoDataConfig
-from feeds.demo import generate_demo_market
-from harness import WAIT, at, make_emulator, start_scripted
+from harness import WAIT, at, start_scripted
 
 DAY = date(2025, 3, 5)
-DEMO = DemoDataConfig(codes=3, start=date(2024, 9, 2), end=DAY, seed=11)
 CODE = "990001"
 FAST = {"order_timeout": 0.5, "max_retries": 1, "retry": RetryPolicy(1, 0.01, 0.02, 0.5)}
 """Client settings for fault tests: a POST times out after 0.5 s, a failed read is retried once at once."""
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return generate_demo_market(DEMO)
-
-
-@pytest.fixture
-def emu_factory(demo):
-    made = []
-
-    def make(**overrides):
-        emu = make_emulator(demo.bars, demo.markets, at(DAY, 8, 50), **overrides)
-        made.append(emu)
-        return emu
-
-    yield make
-    for emu in made:
-        emu.stop()
 
 
 def fast_reads(s) -> None:
