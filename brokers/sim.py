@@ -25,7 +25,6 @@ Every rejection carries ``order.info.reason`` for orders.csv and the strategy's 
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from decimal import Decimal
 
@@ -128,6 +127,8 @@ class KRXBroker(bt.brokers.BackBroker):
         self._next_session: dict[int, date] = {}    # bar date (ordinal) -> next trading day
         self._band_of: dict[bt.AbstractDataBase, tuple[float, PriceBand]] = {}  # feed -> (bar time, band)
         self._bands: dict[tuple[int, date, Market], PriceBand] = {}             # price_band() results
+        self._vetted_positions = -1                 # positions whose schemes _generic_cycle checked
+        self._lean = False
 
     # ------------------------------------------------------------------ set-up
     def add_code(self, data: bt.AbstractDataBase, market: Market | str) -> KRXCommInfo:
@@ -349,17 +350,105 @@ class KRXBroker(bt.brokers.BackBroker):
 
     def next(self) -> None:
         if not self._session_of:
-            super().next()
+            self._next_cycle()
             return
         now = self._current_date()
         self._expire_finished_sessions(False, now)
-        super().next()
+        self._next_cycle()
         self._expire_finished_sessions(True, now)
         if len(self._seen_len) > len(self.pending):  # completed/margin orders leave the books here
             alive = {o.ref for o in self.pending if o is not None}
             for book in (self._session_of, self._reserved, self._seen_len):
                 for ref in [r for r in book if r not in alive]:
                     del book[ref]
+
+    def _next_cycle(self) -> None:
+        """``BackBroker.next`` for a KRX cash account, which is most of a backtest's broker time.
+
+        backtrader's generic cycle also charges credit interest on every open position and
+        settles futures-style cash adjustments, then values every position the broker has ever
+        seen. A KRX cash account holds long stock positions only (no short selling, no margin), so
+        interest and adjustments are exactly zero and flat positions add exactly 0.0: this cycle
+        skips them and gives the same cash and value to the last bit. Anything outside that case
+        (another commission scheme, fund mode, ``checksubmit``) takes backtrader's own cycle.
+        """
+        if self._generic_cycle():
+            super().next()
+            return
+        while self._toactivate:
+            self._toactivate.popleft().activate()
+        self._process_order_history()
+        pending = self.pending
+        pending.append(None)          # one pass over the queue, as backtrader does it
+        while True:
+            order = pending.popleft()
+            if order is None:
+                break
+            if order.expire():
+                self.notify(order)
+                self._ococheck(order)
+                self._bracketize(order, cancel=True)
+            elif not order.active():
+                pending.append(order)
+            else:
+                self._try_exec(order)
+                if order.alive():
+                    pending.append(order)
+                elif order.status == bt.Order.Completed:
+                    self._bracketize(order)
+        self._value_long_only()
+
+    def _generic_cycle(self) -> bool:
+        """True when the lean cycle's premises do not hold and backtrader's own must run.
+
+        The commission schemes are vetted once per new position (positions only ever grow).
+        """
+        if self._fundhist or self.p.checksubmit or not self.p.shortcash:
+            return True
+        if len(self.positions) != self._vetted_positions:
+            self._vetted_positions = len(self.positions)
+            self._lean = all(self._lean_scheme(self.getcommissioninfo(data)) for data in self.positions)
+        return not self._lean
+
+    def addcommissioninfo(self, comminfo: bt.CommInfoBase, name: str | None = None) -> None:
+        super().addcommissioninfo(comminfo, name)
+        self._vetted_positions = -1     # a scheme changed: vet the positions again
+
+    @staticmethod
+    def _lean_scheme(ci: bt.CommInfoBase) -> bool:
+        """A KRX stock scheme: no interest, no multiplier, no leverage (what ``add_code`` sets)."""
+        return (isinstance(ci, KRXCommInfo) and ci._stocklike and not ci.p.interest
+                and ci.p.mult == 1.0 and ci.get_leverage() == 1.0)
+
+    def _value_long_only(self) -> None:
+        """``BackBroker._get_value`` over the positions actually held, with its arithmetic, so the
+        value is the same float backtrader's cycle computes."""
+        while self._cash_addition:
+            c = self._cash_addition.popleft()
+            self._fundshares += c / self._fundval
+            self.cash += c
+        pos_value = pos_value_unlever = unrealized = 0.0
+        for data, position in self.positions.items():
+            size = position.size
+            if not size:
+                continue                 # a flat position adds exactly 0.0 to every sum
+            close = data.close[0]
+            dvalue = size * close
+            dunrealized = size * (close - position.price) * 1.0
+            pos_value += dvalue
+            unrealized += dunrealized
+            if dvalue > 0:
+                pos_value_unlever += (dvalue - dunrealized) / 1.0
+                pos_value_unlever += dunrealized
+            else:
+                pos_value_unlever += dvalue
+        self._value = self.cash + pos_value_unlever
+        self._fundval = self._value / self._fundshares
+        self._valuemkt = pos_value_unlever
+        self._valuelever = self.cash + pos_value
+        self._valuemktlever = pos_value
+        self._leverage = pos_value / (pos_value_unlever or 1.0)
+        self._unrealized = unrealized
 
     def revise(self, order: bt.Order, price: float | None = None, size: int | None = None) -> bt.Order | None:
         """Cancel + new order for the unfilled rest, as KIS revises (a new order number there, a new

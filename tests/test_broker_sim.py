@@ -3,7 +3,6 @@
 from datetime import date
 
 import backtrader as bt
-import pytest
 
 from brokers.sim import KRXCommInfo
 from market.costs import CostModel
@@ -165,3 +164,67 @@ def test_revise_is_cancel_plus_new_order_for_the_unfilled_rest():
     assert s.second.info.get("replaces") == s.first.ref
     assert s.second.status == bt.Order.Completed and s.second.executed.price == 10_160
     assert broker.getposition(s.datas[0]).size == 10
+
+
+class _CrossWithRecord(bt.Strategy):
+    """Buys on a 3/8 close crossover and sells on the cross back, in odd sizes and at limits, and
+    records the broker's books after every bar."""
+
+    def __init__(self) -> None:
+        self.fast = {d: bt.indicators.SMA(d.close, period=3) for d in self.datas}
+        self.slow = {d: bt.indicators.SMA(d.close, period=8) for d in self.datas}
+        self.books: list[tuple] = []
+        self.fills: list[tuple] = []
+
+    def notify_order(self, order: bt.Order) -> None:
+        self.fills += [(order.data._name, bit.size, bit.price) for bit in order.executed.iterpending()]
+
+    def next(self) -> None:
+        b = self.broker
+        self.books.append((b._value, b.cash, b._valuelever, b._valuemkt, b._unrealized, b._leverage,
+                           b._fundval))
+        for i, d in enumerate(self.datas):
+            if len(d) < 9 or d.datetime[0] != self.datetime[0]:
+                continue
+            pos = self.getposition(d).size
+            if self.fast[d][0] > self.slow[d][0] and self.fast[d][-1] <= self.slow[d][-1]:
+                self.buy(data=d, size=7 + i, price=d.close[0] * 0.99, exectype=bt.Order.Limit)
+            elif 0 < pos < 12 and self.fast[d][0] > self.slow[d][0]:
+                self.buy(data=d, size=3)          # a second lot at another price: a fractional average
+            elif pos and self.fast[d][0] < self.slow[d][0]:
+                self.sell(data=d, size=pos)
+
+
+def test_lean_broker_cycle_gives_backtraders_cash_and_value_to_the_last_bit(monkeypatch):
+    """The KRX broker's own cycle (no interest, no futures adjustment, held positions only) against
+    backtrader's generic ``BackBroker.next`` on the same run: every bar's books are the same floats."""
+    from brokers.sim import KRXBroker
+    from configs.schema import DemoDataConfig
+    from feeds.demo import generate_demo_market
+
+    market = generate_demo_market(DemoDataConfig(codes=6, start=date(2024, 1, 2), end=date(2024, 6, 28)))
+    frames = {code: frame[["open", "high", "low", "close", "volume"]] for code, frame in market.bars.items()}
+    kwargs = dict(cash=5_000_000, markets={c: m.value for c, m in market.markets.items()}, volume_cap_pct=2)
+    lean, lean_broker = run(_CrossWithRecord, frames, **kwargs)
+    assert lean_broker._lean                              # the lean cycle really ran
+    monkeypatch.setattr(KRXBroker, "_generic_cycle", lambda self: True)
+    generic, _ = run(_CrossWithRecord, frames, **kwargs)
+    assert len(lean.books) > 100
+    assert len(lean.fills) > 10 and any(size < 0 for _, size, _ in lean.fills)
+    assert lean.fills == generic.fills
+    assert lean.books == generic.books
+
+
+def test_lean_broker_cycle_steps_aside_for_a_feed_without_krx_costs():
+    """A feed added without ``add_code`` has backtrader's default scheme, which the lean cycle does
+    not model: the broker keeps backtrader's own cycle for the whole run."""
+    from brokers.sim import make_broker
+
+    cerebro = bt.Cerebro(stdstats=False)
+    broker = make_broker(1_000_000)
+    cerebro.setbroker(broker)
+    cerebro.adddata(bt.feeds.PandasData(dataname=FIVE_DAYS, name="005930"), name="005930")
+    cerebro.addstrategy(Scripted, script={1: {"b": ("buy", {"size": 3})}})
+    cerebro.run()
+    assert broker.getposition(cerebro.datas[0]).size == 3
+    assert broker._lean is False
