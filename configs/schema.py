@@ -251,6 +251,10 @@ class KISConfig(StrictModel):
     journal_url: str = "sqlite:///data/journal.sqlite"
     requests_per_second: float | None = Field(None, gt=0, le=50, description="override the spec's default")
     bar: str = Field("daily", pattern=r"^(daily|[1-9][0-9]?min)$", description="live bar size: daily or <N>min")
+    bar_close_grace_s: float = Field(
+        0.0, ge=0, le=60, description="an intraday bar no tick has closed is closed this many exchange seconds "
+                                      "after its end (raise it when ticks stamped in a bar's last second arrive "
+                                      "after the end and are dropped as late)")
     order_window: Literal["regular", "extended"] = Field(
         "regular", description="regular 09:00-15:30 (what 모의투자 accepts) or extended from 08:30")
     reconcile_every_s: float = Field(60.0, gt=0, le=86_400)

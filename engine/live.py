@@ -143,7 +143,7 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
 
         admin = KISClient(creds, env, kis.rest_url, admin_url=kis.admin_url, token_cache=kis.token_cache,
                           requests_per_second=kis.requests_per_second)
-        now = AdminClock(admin.server_now)
+        now = AdminClock(admin.server_clock)
     clock_kw = {"wallclock": now} if now else {}
     if client is None:
         client = KISClient(creds, env, kis.rest_url, token_cache=kis.token_cache,
@@ -188,7 +188,7 @@ def build_live_session(cfg: AppConfig, *, confirm_live: bool = False, client: An
     cerebro.setbroker(broker)
     specs = required_indicators(cfg, cls)
     for code in codes:
-        data = store.getdata(code, bar=kis.bar, indicators=specs, end=until,
+        data = store.getdata(code, bar=kis.bar, indicators=specs, end=until, close_grace=kis.bar_close_grace_s,
                              history=(history or {}).get(code))
         cerebro.adddata(data, name=code)
         broker.add_data(data, markets[code])

@@ -62,9 +62,15 @@ def bar_minutes(bar: str) -> int | None:
 class BarBuilder:
     """Ticks in, finished bars out; pure (no queues, no clock of its own)."""
 
-    def __init__(self, minutes: int | None, daily_grace: timedelta = timedelta(seconds=60)) -> None:
+    def __init__(self, minutes: int | None, daily_grace: timedelta = timedelta(seconds=60),
+                 close_grace: timedelta = timedelta(0)) -> None:
         self.minutes = minutes
         self.daily_grace = daily_grace
+        # an intraday bar the clock closes can wait this long past its end: a tick stamped 09:07:59 may
+        # still be on its way at 09:08:00 (KIS stamps whole seconds), and once the bar is closed it is
+        # dropped as late. A tick of the next bar closes it at once (one connection keeps order). The
+        # default is no grace: a grace splits a minute's bars into two deliveries (bench/live.py).
+        self.close_grace = close_grace
         self.current: dict[str, Any] | None = None
         self.last_closed: datetime | None = None   # ticks for this bucket or earlier are late: ignored
 
@@ -101,8 +107,13 @@ class BarBuilder:
             c["volume"] += int(volume)
         return done
 
+    def due(self, start: datetime) -> datetime:
+        """When the clock closes the bar that began at ``start`` (its end, plus the grace intraday)."""
+        end = self.bar_end(start)
+        return end if self.minutes is None else end + self.close_grace
+
     def close_if_due(self, now: datetime) -> dict[str, Any] | None:
-        if self.current is not None and now >= self.bar_end(self.current["datetime"]):
+        if self.current is not None and now >= self.due(self.current["datetime"]):
             done, self.current = self.current, None
             self.last_closed = done["datetime"]
             return done
@@ -121,6 +132,7 @@ class KISData(bt.feed.DataBase):
         ("backfill", True),
         ("repair_daily", True),
         ("qcheck", 0.5),             # seconds _load waits for a tick before giving cerebro a turn
+        ("close_grace", 0.0),        # exchange seconds a bar nobody traded into waits past its end
         ("end", None),               # aware datetime: the feed ends once the exchange clock passes it
         # bars kept for live indicators: SMAs are exact once window >= period, and the recursive ones
         # (EMA, Wilder's RSI/ATR) forget their start as (1 - 1/period)^window: ~1e-10 for period 14
@@ -143,7 +155,7 @@ class KISData(bt.feed.DataBase):
         self.store = self.p.store
         self.code = self.p.dataname
         self._minutes = bar_minutes(self.p.bar)
-        self._builder = BarBuilder(self._minutes)
+        self._builder = BarBuilder(self._minutes, close_grace=timedelta(seconds=float(self.p.close_grace)))
         self._specs = [s.spec for s in parse_indicator_specs(self.p.indicators)]
         self._columns = indicator_columns(self._specs)
         self._pending: deque[dict[str, Any]] = deque()
@@ -153,8 +165,11 @@ class KISData(bt.feed.DataBase):
         self._last_delivered: datetime | None = None
         self.bars_live = 0
         self.bar_closed_at: float | None = None   # time.perf_counter() when the latest live bar completed
-        self.input_at: float | None = None        # ... and when the input that completed it arrived (ws thread)
+        self.input_at: float | None = None        # ... and when its input came: the tick that completed it
+                                                  # (ws thread) or the moment the clock made it due
         self._last_arrival: float | None = None
+        self._due_at: float | None = None         # ... or when the bar the clock closed fell due
+        self.closed_by_clock = False              # the latest live bar: closed by the clock, not by a tick
         if self._minutes is None:
             self._timeframe, self._compression = bt.TimeFrame.Days, 1
         else:
@@ -228,7 +243,8 @@ class KISData(bt.feed.DataBase):
         if self._last_delivered is not None and bar["datetime"] <= self._last_delivered:
             return None  # never deliver time backwards (history already covered this bucket)
         self.bar_closed_at = time.perf_counter()
-        self.input_at = self._last_arrival if self._last_arrival is not None else self.bar_closed_at
+        self.closed_by_clock = self._last_arrival is None
+        self.input_at = self._due_at if self.closed_by_clock else self._last_arrival
         return self._deliver(self._finish_bar(bar))
 
     def _drain(self):
@@ -249,7 +265,16 @@ class KISData(bt.feed.DataBase):
                 return done
 
     def _due(self, now: datetime):
-        return self._builder.close_if_due(now)
+        bar = self._builder.close_if_due(now)
+        if bar is not None:   # when it fell due, in perf_counter time: the input of a bar the clock closed
+            late = self.store.wall_seconds((now - self._builder.due(bar["datetime"])).total_seconds())
+            self._due_at = time.perf_counter() - (late or 0.0)
+        return bar
+
+    def next_due(self) -> datetime | None:
+        """When the bar being built falls due on the exchange clock (None: no bar open)."""
+        current = self._builder.current
+        return self._builder.due(current["datetime"]) if current is not None else None
 
     def _on_state(self, name: str) -> None:
         if name == "DISCONNECTED":

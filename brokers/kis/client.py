@@ -747,16 +747,24 @@ class KISClient(Quotations):
 
     # ---- emulator helper ---------------------------------------------------------------------
 
-    def server_now(self) -> datetime | None:
-        """The emulator's clock via its admin endpoint (``admin_url``); ``None`` against real KIS."""
+    def server_clock(self) -> dict[str, Any] | None:
+        """The emulator's clock via its admin endpoint (``admin_url``): ``now`` (aware datetime),
+        ``mode`` and, for an accelerated clock, ``day_seconds`` and ``window``; ``None`` against real
+        KIS or when the endpoint does not answer."""
         if not self.admin_url:
             return None
         try:
             r = self._session().get(self.admin_url + "/admin/clock", timeout=self.timeout)
-            text = r.json().get("now")
+            state = r.json()
+            text = state.get("now")
         except (requests.exceptions.RequestException, ValueError, AttributeError):
             return None
         if not text:
             return None
         d = datetime.fromisoformat(str(text))
-        return d if d.tzinfo else d.replace(tzinfo=KST)
+        return {**state, "now": d if d.tzinfo else d.replace(tzinfo=KST)}
+
+    def server_now(self) -> datetime | None:
+        """The emulator's clock now; ``None`` against real KIS."""
+        state = self.server_clock()
+        return state["now"] if state else None

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, TypeDecorator,
-                        UniqueConstraint, func, insert, inspect, select, update)
+                        UniqueConstraint, bindparam, func, insert, inspect, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -279,6 +279,24 @@ class _AlreadyRecorded(Exception):
     """A fill or notice with this key is in the journal: the transaction is rolled back, nothing written."""
 
 
+# Statements built once and executed with a row of parameters: building ``insert(t).values(**row)``
+# for every write cost more than the write itself (SQLAlchemy coerces every value into the statement
+# and derives its cache key each time), and journal writes run on the trading loop's thread.
+_INSERT_INTENT = insert(intents)
+_INSERT_EVENT = insert(events)
+_UPDATE_INTENT = update(intents).where(intents.c.id == bindparam("intent_key"))
+_INSERT_ONCE: dict[tuple[str, str], Any] = {}
+
+
+def _insert_once_statement(dialect_name: str, table: Table) -> Any:
+    key = (dialect_name, table.name)
+    stmt = _INSERT_ONCE.get(key)
+    if stmt is None:
+        stmt = _INSERT_ONCE[key] = (_UPSERT_DIALECTS[dialect_name].insert(table).on_conflict_do_nothing()
+                                    .returning(table.c.id))
+    return stmt
+
+
 def _insert_once(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     """Insert ``row`` unless its unique key is already there (then ``_AlreadyRecorded``).
 
@@ -286,9 +304,7 @@ def _insert_once(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     error is raised inside the transaction (on PostgreSQL an error aborts it until the rollback), the
     server logs no error per duplicate notice, and any *other* integrity error (a NOT NULL, a bug) is
     still raised instead of being taken for a duplicate."""
-    dialect = _UPSERT_DIALECTS[conn.dialect.name]
-    stmt = dialect.insert(table).values(**row).on_conflict_do_nothing().returning(table.c.id)
-    if conn.execute(stmt).first() is None:      # (rowcount is -1 for a RETURNING insert on PostgreSQL)
+    if conn.execute(_insert_once_statement(conn.dialect.name, table), row).first() is None:      # (rowcount is -1 for a RETURNING insert on PostgreSQL)
         raise _AlreadyRecorded(table.name)
 
 
@@ -378,7 +394,7 @@ class Journal:
                    ord_dvsn=ord_dvsn, state=state, odno=None, branch=None, replaces=replaces, orig_odno=orig_odno,
                    sent_at=None, ord_time=None, filled_qty=0, filled_value=0, reason=reason)
         with self._lock, self.engine.begin() as conn:
-            conn.execute(insert(intents).values(**row))
+            conn.execute(_INSERT_INTENT, row)
         return Intent(**row)
 
     def record(self, intent_id: str, changes: dict[str, Any], *, fill: FillRow | None = None,
@@ -392,9 +408,9 @@ class Journal:
         try:
             with self._lock, self.engine.begin() as conn:
                 if event is not None:
-                    conn.execute(insert(events).values(**scope.row(), ts=now, kind=event[0], intent_id=intent_id,
-                                                       odno=notice.odno if notice else None, message=event[1],
-                                                       payload="{}"))
+                    conn.execute(_INSERT_EVENT, dict(**scope.row(), ts=now, kind=event[0], intent_id=intent_id,
+                                                     odno=notice.odno if notice else None, message=event[1],
+                                                     payload="{}"))
                 if notice is not None:
                     _insert_once(conn, fill_notices, dict(
                         **scope.row(), notice_key=notice.key, intent_id=intent_id, odno=notice.odno, ts=notice.ts,
@@ -404,7 +420,7 @@ class Journal:
                         **scope.row(), fill_key=fill.key, intent_id=intent_id, odno=fill.odno, ts=fill.ts,
                         code=fill.code, side=fill.side, qty=int(fill.qty), price=float(fill.price),
                         commission=int(fill.commission), tax=int(fill.tax), source=fill.source))
-                conn.execute(update(intents).where(intents.c.id == intent_id).values(**changes))
+                conn.execute(_UPDATE_INTENT, dict(changes, intent_key=intent_id))
         except _AlreadyRecorded:
             return False
         return True
@@ -482,9 +498,9 @@ class Journal:
             payload: dict[str, Any] | None = None) -> None:
         scope = self.scope.row() if self.scope is not None else {}
         with self._lock, self.engine.begin() as conn:
-            conn.execute(insert(events).values(**scope, ts=self._now(), kind=kind, intent_id=intent_id, odno=odno,
-                                               message=message,
-                                               payload=json.dumps(payload or {}, ensure_ascii=False, default=str)))
+            conn.execute(_INSERT_EVENT, dict(**scope, ts=self._now(), kind=kind, intent_id=intent_id, odno=odno,
+                                             message=message,
+                                             payload=json.dumps(payload or {}, ensure_ascii=False, default=str)))
 
     def events(self, kinds: Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         q = self._where(events, select(events))

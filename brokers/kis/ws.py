@@ -377,17 +377,25 @@ class KISWebSocket:
             else:
                 asyncio.get_running_loop().call_later(
                     RESUBSCRIBE_ACK_TIMEOUT_S, lambda: self._fire_reconnected() if gen == self._gen else None)
-        # ``stop()`` cancels this task, but on Python 3.11 ``asyncio.wait_for`` swallows a cancellation that
-        # lands while ``recv()`` already has a frame (gh-86296) — under a steady stream that is most stops.
-        # The flag, checked between frames, ends the session whatever happened to the cancel.
-        while not self._stopping:
-            try:
-                text = await asyncio.wait_for(ws.recv(), timeout=self.idle_timeout)
-            except asyncio.TimeoutError:
+        # ``stop()`` cancels this task; the flag, checked between frames, ends the session whatever happens
+        # to the cancel (on Python 3.11 ``asyncio.wait_for`` swallowed one that landed while ``recv()``
+        # already had a frame, gh-86296 — under a steady stream that was most stops).
+        # One watchdog for the session, pushed back on every frame: ``asyncio.wait_for`` around each
+        # ``recv()`` made a task per frame, a third of this thread's work per frame — and in a burst of
+        # frames this thread holds the interpreter lock, so its work per frame is tick latency.
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.idle_timeout) as watchdog:
+                while not self._stopping:
+                    text = await ws.recv()
+                    watchdog.reschedule(loop.time() + self.idle_timeout)
+                    if isinstance(text, bytes):
+                        text = text.decode("utf-8", "replace")
+                    await self._on_message(ws, text)
+        except TimeoutError:
+            if watchdog.expired():
                 raise _Disconnect(f"idle for {self.idle_timeout:g}s (watchdog)") from None
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
-            await self._on_message(ws, text)
+            raise
 
     def _fire_reconnected(self) -> None:
         if not self._reconnect_pending:

@@ -29,7 +29,7 @@ def main() -> int:
     creds = Credentials.from_mapping(spec["credentials"])
     admin = KISClient(creds, "paper", spec["rest_url"], admin_url=spec["admin_url"],
                       token_cache=Path(spec["token_cache"]), requests_per_second=1000)
-    now = AdminClock(admin.server_now, ttl=0.01)
+    now = AdminClock(admin.server_clock, ttl=0.01)
     client = KISClient(creds, "paper", spec["rest_url"], token_cache=Path(spec["token_cache"]), wallclock=now,
                        requests_per_second=1000, **spec.get("client", {}))
 

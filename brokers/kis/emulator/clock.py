@@ -80,7 +80,10 @@ class AcceleratedClock(Clock):
     mode = "accelerated"
 
     def __init__(self, start: datetime, day_seconds: float, window: tuple[dtime, dtime] = (dtime(8, 30),
-                                                                                           dtime(15, 40))) -> None:
+                                                                                           dtime(15, 40)),
+                 at: float | None = None) -> None:
+        """``at``: the ``time.monotonic()`` moment ``start`` holds for (default: now). A trader that
+        read an emulator's clock at ``at`` follows it with a copy made this way (``AdminClock``)."""
         if day_seconds <= 0:
             raise ValueError("day_seconds must be positive")
         start = _aware(start)
@@ -95,12 +98,17 @@ class AcceleratedClock(Clock):
             raise ValueError("window end must be after window start")
         # offset inside the first day's window the clock starts at
         offset = (min(max(start, w0), w1) - w0).total_seconds() if first == start.date() else 0.0
-        self._wall0 = time.monotonic() - offset / self._window_len * self.day_seconds
+        self._wall0 = (time.monotonic() if at is None else at) - offset / self._window_len * self.day_seconds
         self._days: list[date] = [first]
         self._lock = threading.Lock()  # now() is called from the pump and REST threads at once
 
     def _window_bounds(self, d: date) -> tuple[datetime, datetime]:
         return datetime.combine(d, self.window[0], KST), datetime.combine(d, self.window[1], KST)
+
+    @property
+    def rate(self) -> float:
+        """Emulated seconds per wall second inside a trading day's window."""
+        return self._window_len / self.day_seconds
 
     def _day(self, k: int) -> date:
         with self._lock:

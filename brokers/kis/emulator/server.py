@@ -914,9 +914,8 @@ class Emulator:
         if route == ["status"] and method == "GET":
             return 200, self.status()
         if route == ["clock"]:
-            if method == "GET":
-                return 200, {"now": self.clock.now().isoformat(), "mode": self.clock.mode,
-                             "steppable": self.clock.steppable}
+            if method == "GET":   # now, mode and what a trader needs to follow the clock locally
+                return 200, {**self.clock.describe(), "steppable": self.clock.steppable}
             if "to" in args:
                 moment = datetime.fromisoformat(str(args["to"]))
                 if moment.tzinfo is None:
