@@ -272,9 +272,12 @@ class KISData(bt.feed.DataBase):
         return bar
 
     def next_due(self) -> datetime | None:
-        """When the bar being built falls due on the exchange clock (None: no bar open)."""
+        """When the bar being built falls due on the exchange clock (None: no bar open, or the feed
+        is not live — an ended feed keeps its last bar open, and a past due moment would spin the loop)."""
         current = self._builder.current
-        return self._builder.due(current["datetime"]) if current is not None else None
+        if current is None or self._state != self._ST_LIVE:
+            return None
+        return self._builder.due(current["datetime"])
 
     def _on_state(self, name: str) -> None:
         if name == "DISCONNECTED":

@@ -19,6 +19,9 @@ def system_now() -> datetime:
     return datetime.now(KST)
 
 
+system_now.rate = 1.0  # type: ignore[attr-defined]   # exchange seconds per wall second (see AdminClock.rate)
+
+
 class AdminClock:
     """The emulator's clock, read from its admin endpoint.
 

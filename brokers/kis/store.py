@@ -36,6 +36,7 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from brokers.kis.account import AccountManager, AccountSnapshot
+from brokers.kis.clock import system_now
 from brokers.kis.errors import KISError, KISNotSent, KISRateLimited, KISRejected, KISTransportError
 from brokers.kis.events import (BalanceRead, ConnectionChanged, NoticeReceived, OrdersRead, PostAmbiguous,
                                 PostNotSent, PostPlaced, PostRefused, PostRequest, ReadFailed, ReadRequest,
@@ -95,7 +96,7 @@ class KISStore:
     DataCls: Any = None         # set by feeds/kis_live.py: a factory taking the indicator specs
 
     def __init__(self, client, ws_factory: Callable[..., Any] | None, journal: Journal, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(KST),
+                 now: Callable[[], datetime] = system_now,
                  account: AccountManager | None = None, order_workers: int = 2,
                  read_retry: ReadRetry | None = None) -> None:
         self.client = client
@@ -261,8 +262,9 @@ class KISStore:
 
     def wall_seconds(self, exchange_seconds: float) -> float | None:
         """Wall seconds for a span of the exchange clock (the emulator's accelerated clock runs
-        faster than the wall); None when that clock does not run with the wall (stepped)."""
-        rate = getattr(self.now, "rate", 1.0)
+        faster than the wall); None when the clock does not say its rate or does not run with the
+        wall (stepped: it moves when told, so waiting for it on the wall would only spin)."""
+        rate = getattr(self.now, "rate", None)
         return exchange_seconds / rate if rate else None
 
     def _next_due_in(self) -> float | None:

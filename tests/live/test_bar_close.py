@@ -86,3 +86,16 @@ def test_a_bar_already_due_does_not_wait_at_all() -> None:
     t = time.monotonic()
     store.wait_input(5.0)
     assert time.monotonic() - t < 0.5
+
+
+def test_an_ended_feed_never_asks_the_loop_to_wake_for_its_last_open_bar() -> None:
+    """A feed past its ``end`` keeps its last bar open; its due moment is in the past, and waking the
+    loop for it would make every later wait return at once (a spinning loop)."""
+    from feeds.kis_live import live_data_class
+
+    feed = live_data_class(())(store=None, dataname="005930", bar="1min")
+    feed._state = feed._ST_LIVE
+    feed._builder.add(at(9, 7, 10), 100, 5)
+    assert feed.next_due() == at(9, 8)
+    feed._state = feed._ST_OVER
+    assert feed.next_due() is None
