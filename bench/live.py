@@ -124,6 +124,16 @@ def _emulator_config(args, start: datetime) -> dict:
                                                  "end": DAY.isoformat(), "seed": DEMO_SEED}}}
 
 
+def _with_rate(clock: AcceleratedClock):
+    """The emulator's clock as the trader's, stating its rate as ``AdminClock`` does (so the loop
+    wakes when a bar falls due, as with ``clock: emulator``)."""
+    def now() -> datetime:
+        return clock.now()
+
+    now.rate = clock.rate  # type: ignore[attr-defined]
+    return now
+
+
 class EmulatorProcess:
     """``run.py emulator`` in its own process, as a user runs it beside ``run.py paper``: the
     emulator's threads do not share the trader's interpreter lock (an in-process emulator does,
@@ -174,12 +184,13 @@ def trader_bench(args) -> None:
     else:
         demo = generate_demo_market(DemoDataConfig(codes=args.codes, start=DEMO_START, end=DAY, seed=DEMO_SEED))
         cfg = EmulatorConfig.model_validate(_emulator_config(args, start))
-        emu = Emulator(cfg, bars=demo.bars, markets=demo.markets, clock=AcceleratedClock(start, args.day_seconds))
+        clock = AcceleratedClock(start, args.day_seconds)
+        emu = Emulator(cfg, bars=demo.bars, markets=demo.markets, clock=clock)
         emu.start()
         creds = emu.credentials("paper")
         c = Credentials.from_mapping(creds.as_dict())
         kis.update(rest_url=creds.rest_url, ws_url=creds.ws_url)
-        session_kw["now"] = emu.now
+        session_kw["now"] = _with_rate(clock)
         codes = list(demo.bars)
     try:
         app = parse_config({"name": "bench", "broker": {"mode": "paper", "kis": kis},
