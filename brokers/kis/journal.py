@@ -304,7 +304,8 @@ def _insert_once(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     error is raised inside the transaction (on PostgreSQL an error aborts it until the rollback), the
     server logs no error per duplicate notice, and any *other* integrity error (a NOT NULL, a bug) is
     still raised instead of being taken for a duplicate."""
-    if conn.execute(_insert_once_statement(conn.dialect.name, table), row).first() is None:      # (rowcount is -1 for a RETURNING insert on PostgreSQL)
+    # (not rowcount: it is -1 for a RETURNING insert on PostgreSQL)
+    if conn.execute(_insert_once_statement(conn.dialect.name, table), row).first() is None:
         raise _AlreadyRecorded(table.name)
 
 
