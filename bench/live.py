@@ -36,6 +36,7 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,6 +65,18 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+class Sample(NamedTuple):
+    """One live bar as the strategy received it."""
+
+    bar: str              # the bar's time
+    code: str
+    input_s: float        # its input (the completing tick's arrival, or the moment it fell due) -> next()
+    built_s: float        # the feed completing it -> next()
+    at_start: bool        # its input came before the strategy's first next() (start-up backlog)
+    next_at: float        # time.perf_counter() at next()
+    closed_by_clock: bool
+
+
 class Probe(TargetStrategy):
     """Records bar latency; places market orders one at a time and times them."""
 
@@ -72,9 +85,7 @@ class Probe(TargetStrategy):
     def __init__(self):
         super().__init__()
         self.bar_latency: list[float] = []
-        # (bar time, code, tick -> next() s, bar completed -> next() s, tick arrived before the first next(),
-        #  time.perf_counter() at next(), closed by the clock rather than by a tick)
-        self.samples: list[tuple] = []
+        self.samples: list[Sample] = []
         self.first_next: float | None = None
         self._counted: dict[str, float] = {}
         self.ack: list[float] = []
@@ -92,8 +103,8 @@ class Probe(TargetStrategy):
             self._counted[code] = closed
             self.bar_latency.append(now - closed)
             arrived = data.input_at or closed
-            self.samples.append((data.datetime.datetime(0).isoformat(), code, now - arrived, now - closed,
-                                 arrived < self.first_next, now, data.closed_by_clock))
+            self.samples.append(Sample(data.datetime.datetime(0).isoformat(), code, now - arrived, now - closed,
+                                       arrived < self.first_next, now, data.closed_by_clock))
         if len(self.ack) + len(self._sent) < self.p.orders and not self._sent:
             order = self.buy(data=self.p.code, size=1)
             if order is not None:
@@ -214,19 +225,19 @@ def trader_bench(args) -> None:
         print(f"trader: {len(codes)} codes streaming from an emulator in {where}, a trading day in "
               f"{args.day_seconds:g} s, {args.minutes} emulated minutes in {wall:.1f} s wall"
               + ("" if now else "; trader clock: clock: emulator (AdminClock)"))
-        steady = [row[2] for row in probe.samples if not row[4]]
-        backlog = [row[2] for row in probe.samples if row[4]]
+        steady = [s.input_s for s in probe.samples if not s.at_start]
+        backlog = [s.input_s for s in probe.samples if s.at_start]
         p99 = pct(steady, .99)
         print(f"tick -> strategy (the tick that completed a bar arrived, or the bar fell due on the clock, to "
               f"next()): p50 {pct(steady, .5) * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
               f"max {max(steady or [float('nan')]) * 1e3:.2f} ms over {len(steady)} bars "
               f"(goal p99 < 5 ms) -> {'OK' if p99 < 0.005 else 'ABOVE GOAL'}")
-        minutes: dict[str, list[tuple[float, float]]] = {}
-        for bar, _code, tick_s, _bar_s, early, at, _clock in probe.samples:
-            if not early:
-                minutes.setdefault(bar, []).append((at - tick_s, at))
-        spans = [max(a for _, a in v) - min(t for t, _ in v) for v in minutes.values()]
-        closed_by_clock = sum(1 for row in probe.samples if not row[4] and row[6])
+        minutes: dict[str, list[Sample]] = {}
+        for s in probe.samples:
+            if not s.at_start:
+                minutes.setdefault(s.bar, []).append(s)
+        spans = [max(s.next_at for s in v) - min(s.next_at - s.input_s for s in v) for v in minutes.values()]
+        closed_by_clock = sum(1 for s in probe.samples if not s.at_start and s.closed_by_clock)
         print(f"  {len(steady) - closed_by_clock} bars closed by a tick of the next minute, {closed_by_clock} by the "
               f"clock ({app.broker.kis.bar_close_grace_s:g} s after their end, the loop woken then)")
         print(f"  a minute's {len(codes)} bars, from its first input to the strategy holding all of them: "
@@ -245,7 +256,7 @@ def trader_bench(args) -> None:
               f"({len(probe.fill)} orders)")
         if args.dump:
             with open(args.dump, "w", encoding="utf-8") as f:
-                f.write("bar,code,tick_to_next_s,bar_to_next_s,before_first_next,next_at,closed_by_clock\n")
+                f.write(",".join(Sample._fields) + "\n")
                 f.writelines(",".join(map(str, row)) + "\n" for row in probe.samples)
     finally:
         if emu is not None:

@@ -8,7 +8,7 @@ The local copy is checked against the emulator's own clock object, not against i
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as dtime, timedelta
+from datetime import date, datetime, time as dtime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from brokers.kis.clock import AdminClock, _local_copy
 from brokers.kis.emulator.clock import AcceleratedClock, RealClock
 from brokers.kis.emulator.server import Emulator
 from configs.emulator_schema import EmulatorConfig
-from market.calendar import KST
+from market.calendar import KST, krx_calendar
 
 from conftest import START, base_config, make_client
 
@@ -66,6 +66,7 @@ def test_a_clock_that_runs_with_the_wall_is_read_once_then_followed_locally(make
 def test_the_local_copy_crosses_nights_and_holidays_as_the_emulator_does() -> None:
     """An accelerated clock jumps from one trading day's window to the next; a copy read at the
     first day's 15:39 must land on the same later day and minute as the emulator's clock."""
+    krx_calendar()                                               # built now, so the reads below follow at once
     anchor = time.monotonic() - 7.3                             # both started 7.3 wall seconds ago
     friday_close = datetime(2025, 5, 2, 15, 39, tzinfo=KST)      # 5 May (Children's Day) and 6 May are holidays
     emulator_clock = AcceleratedClock(friday_close, day_seconds=1.0, at=anchor)
@@ -76,8 +77,11 @@ def test_the_local_copy_crosses_nights_and_holidays_as_the_emulator_does() -> No
     mine = copy()
     after = emulator_clock.now()
     assert before <= mine <= after            # the same mapping of the same wall time (a day per wall second)
-    assert mine.date() > datetime(2025, 5, 12).date()
-    assert dtime(8, 30) <= mine.timetz().replace(tzinfo=None) <= dtime(15, 40)
+    # by hand: 15:39 is 25,740 s into the 25,800 s window, so 7.3 s later the clock is 8.30 windows on:
+    # the 8th trading day after Friday 2 May (7, 8, 9, 12, 13, 14, 15, 16 May), 0.30 into its window
+    # (10:38; later by as long as this test took between its reads, a window per wall second)
+    assert mine.date() == date(2025, 5, 16)
+    assert dtime(10, 30) <= mine.timetz().replace(tzinfo=None)
 
 
 def test_a_stepped_clock_is_read_over_http_every_time_it_may_have_moved(emu, vt) -> None:
