@@ -364,6 +364,11 @@ class OrderBook:
                          intent_id=req.intent_id)
         if lo is None:
             return
+        if lo.final:
+            # KIS has already ended this order (the cancel's notice, a fill or a read came before the POST
+            # gave up): its outcome is known, nothing is blocked and there is nothing to look up
+            log.info("%s POST unclear for %s, which KIS already ended: nothing to resolve", req.kind, lo.describe())
+            return
         lo.pending = "cancel" if req.kind == "cancel" else "new"
         lo.unknown_since = self.store.now()
         self.lifecycle.transition(lo, S.UNKNOWN, f"{req.kind} POST without a clear answer ({ev.error}); "

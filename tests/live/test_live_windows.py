@@ -104,6 +104,23 @@ def test_cancel_with_a_5xx_after_acceptance_ends_cancelled(emu_factory, tmp_path
     assert not [o for o in emu.account_summary("paper")["orders"] if o["open"] > 0]
 
 
+def test_cancel_timing_out_after_kis_already_ended_the_order_is_no_error(emu_factory, tmp_path):
+    """The cancel's notice ends the order while its POST is still waiting; the POST then times out. The
+    order is over at KIS, so the unclear answer changes nothing (found in the soak's trader logs:
+    CANCELLED -> UNKNOWN was attempted and failed with a traceback)."""
+    emu = emu_factory(rest={"hold_timeout_s": 2.0})
+    s = start_scripted(emu, tmp_path, [CODE], DAY, **FAST)
+    band = s.do(lambda st: st.broker.session_band(st.data_by_code[CODE]))
+    order = s.do(lambda st: st.buy(data=CODE, size=4, price=band.lower, exectype=bt.Order.Limit))
+    emu.faults.timeout(path="order-rvsecncl", after_accept=True)
+    s.do(lambda st: st.cancel(order))
+    s.tick()
+    assert order.status == bt.Order.Canceled
+    assert [e["kind"] for e in s.trader.journal.events(["ambiguous"])] == ["ambiguous"]   # the window happened
+    assert not s.trader.journal.events(["error"]), s.trader.journal.events(["error"])
+    assert not [o for o in emu.account_summary("paper")["orders"] if o["open"] > 0]
+
+
 # ---------------------------------------------------------------- 2. timeout after acceptance, look-ups failing
 def test_timeout_after_acceptance_with_failing_lookups_waits_for_kis(emu_factory, tmp_path):
     emu = emu_factory(rest={"hold_timeout_s": 2.0})
